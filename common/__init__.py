@@ -1,0 +1,1 @@
+"""Pieces shared by the engine and the processor: the quote schema, logging, file I/O."""

@@ -1,0 +1,1 @@
+"""Sample quote files for the replay pipeline and the generator that writes them."""

@@ -1,0 +1,49 @@
+"""A lock-free shared-memory ring of numpy columns: one writer, many reader processes.
+
+>>> import numpy as np, ringbuffer
+>>> w = ringbuffer.create("doc-quotes", {"seq": "uint64", "bid": "float64"}, capacity=1 << 10)
+>>> r = ringbuffer.attach("doc-quotes", consumer="x", timeout=1.0)
+>>> w.publish({"seq": np.arange(3, dtype="uint64"), "bid": np.array([1.5, 2.0, 2.5])})
+3
+>>> r.read(max_records=10, timeout=1.0).column("bid").to_pylist()
+[1.5, 2.0, 2.5]
+>>> w.end(); r.read(timeout=1.0) is None, r.ended
+(True, True)
+>>> r.close(); w.close()
+
+See ``writer`` for the vocabulary, the invariants and the memory-ordering argument.
+"""
+
+from .errors import (
+    ConsumerNameInUse,
+    NoFreeSlot,
+    Overrun,
+    RingBusy,
+    RingError,
+    RingNotFound,
+    RingReset,
+    SchemaMismatch,
+    SymbolTableFull,
+)
+from .reader import Reader, attach
+from .wait import BUSY_SPIN, DEFAULT_WAIT, WaitStrategy
+from .writer import Writer, create
+
+__all__ = [
+    "BUSY_SPIN",
+    "DEFAULT_WAIT",
+    "ConsumerNameInUse",
+    "NoFreeSlot",
+    "Overrun",
+    "Reader",
+    "RingBusy",
+    "RingError",
+    "RingNotFound",
+    "RingReset",
+    "SchemaMismatch",
+    "SymbolTableFull",
+    "WaitStrategy",
+    "Writer",
+    "attach",
+    "create",
+]

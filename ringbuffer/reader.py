@@ -1,0 +1,350 @@
+"""A consumer: a named slot with its own cursor, reading zero-copy Arrow batches.
+
+A batch is a view of the ring's memory. It stays valid until the next :meth:`Reader.read`
+(or :meth:`Reader.close`), which *releases* it: the slot cursor moves past it and the writer
+may reuse that memory (see ``writer``, M2). With ``release="commit"`` the slot cursor moves
+only on :meth:`Reader.commit`, so the writer never overwrites what a consumer has not yet made
+durable, and a consumer restarted under the same name finds its uncommitted records intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from . import procs, shm
+from .errors import (
+    ConsumerNameInUse,
+    NoFreeSlot,
+    Overrun,
+    RingNotFound,
+    RingReset,
+    SchemaMismatch,
+)
+from .layout import (
+    ACTIVE,
+    CURSOR,
+    DETACHED,
+    END,
+    EVICTED,
+    FREE,
+    LIVE,
+    MAGIC,
+    NAME_MAX,
+    NO_COMMIT,
+    NOT_ENDED,
+    SCHEMA_AT,
+    SUPERSEDED,
+    TAIL,
+    VERSION,
+    Geometry,
+    Header,
+    Views,
+    arrow_type,
+    decode_schema,
+    require_x86_64,
+)
+from .symbols import SymbolReader
+from .wait import DEFAULT_WAIT, WaitStrategy
+from .writer import full_fence
+
+_RESET_CHECK_EVERY = 0.5  # seconds between checks, while idle, that the ring was not replaced
+
+
+class Reader:
+    """One named consumer of a ring. Made by :func:`attach`."""
+
+    def __init__(
+        self, name: str, fd: int, head: Header, schema: dict[str, str], wait: WaitStrategy
+    ) -> None:
+        self.name = name
+        self.schema = schema
+        self.capacity = head.capacity
+        self.generation = head.generation
+        self.tag = head.tag
+        self._path = shm.path_for(name)
+        self._fd = fd
+        self._mm = shm.map_fd(fd)
+        geometry = Geometry(
+            schema, head.capacity, head.n_slots, head.max_symbols, head.symbol_bytes
+        )
+        self._v = Views(self._mm, geometry)
+        self._symbols = SymbolReader(self._v)
+        self._types = {k: arrow_type(t) for k, t in schema.items()}
+        self._arrow_schema = pa.schema(list(self._types.items()))
+        self._wait = wait
+        self._slot = -1
+        self._pid = os.getpid()
+        self._pos = 0  # sequence after the last record returned
+        self._released = 0
+        self._release_on_read = True
+        self.closed = False
+
+    # -- attaching -------------------------------------------------------------------------
+
+    def _join(self, consumer: str, resume: bool) -> None:
+        key = consumer.encode()
+        if not key or len(key) > NAME_MAX:
+            raise ValueError(f"consumer name must be 1-{NAME_MAX} bytes of UTF-8: {consumer!r}")
+        slots = self._v.slots
+        pid, started = procs.me()
+        with shm.locked(self._fd):
+            names = slots["name"]
+            states = slots["state"]
+            mine = [i for i in np.flatnonzero(states != FREE) if names[i] == key]
+            if mine:
+                i = int(mine[0])
+                holder = int(slots["pid"][i])
+                if states[i] == ACTIVE and procs.alive(holder, int(slots["start"][i])):
+                    raise ConsumerNameInUse(
+                        f"consumer name {consumer!r} is in use on ring {self.name!r} by pid "
+                        f"{holder}; stop it or choose another --name"
+                    )
+            else:
+                free = np.flatnonzero(states == FREE)
+                if not free.size:  # take the stalest slot no live consumer holds
+                    idle = np.flatnonzero(states != ACTIVE)
+                    if not idle.size:
+                        raise NoFreeSlot(
+                            f"all {len(slots)} consumer slots of ring {self.name!r} are in use"
+                        )
+                    free = idle[np.argsort(slots["cursor"][idle], kind="stable")]
+                i = int(free[0])
+                slots["committed"][i] = NO_COMMIT
+                slots["name"][i] = key
+            committed = int(slots["committed"][i])
+            resuming = resume and committed != NO_COMMIT
+            start = committed if resuming else int(self._v.words[TAIL])
+            slots["cursor"][i] = start  # the cursor before the state (see writer._gating)
+            slots["pid"][i] = pid
+            slots["start"][i] = started
+            states[i] = ACTIVE
+        self._slot = i
+        # M3: store slot, fence, load tail; move up until the writer's tail is not above us.
+        while True:
+            full_fence()
+            tail = int(self._v.words[TAIL])
+            if tail <= start:
+                break
+            if resuming:
+                self._detach()
+                raise Overrun(
+                    f"consumer {consumer!r} committed up to sequence {committed}, but the ring "
+                    f"now starts at {tail}: {tail - committed} records were overwritten while "
+                    "it was away (it was not attached, or its release was not gating)"
+                )
+            start = tail
+            slots["cursor"][i] = start
+        self._pos = self._released = start
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """Sequence after the last record returned by :meth:`read`."""
+        return self._pos
+
+    @property
+    def ended(self) -> bool:
+        """True once the writer ended the stream and this consumer has read all of it."""
+        end = int(self._v.words[END])
+        return end != NOT_ENDED and self._pos >= end
+
+    def lag(self) -> int:
+        """Records published but not yet returned to this consumer."""
+        return int(self._v.words[CURSOR]) - self._pos
+
+    def _check(self) -> None:
+        """Raise if the ring was replaced or this consumer lost its slot."""
+        if int(self._v.state[0]) == SUPERSEDED or int(self._v.generation[0]) != self.generation:
+            raise RingReset(f"ring {self.name!r} was recreated by a new writer; attach again")
+        slot = self._v.slots[self._slot]
+        if int(slot["state"]) != ACTIVE or int(slot["pid"]) != self._pid:
+            why = "evicted for lagging" if int(slot["state"]) == EVICTED else "taken from it"
+            raise Overrun(
+                f"consumer {self.name_of_slot()!r} was {why}; records it had not read may be "
+                "overwritten, so it stops here instead of reading them"
+            )
+
+    def name_of_slot(self) -> str:
+        return bytes(self._v.slots["name"][self._slot]).rstrip(b"\0").decode()
+
+    def read(self, max_records: int = 65536, timeout: float | None = 1.0) -> pa.RecordBatch | None:
+        """The next batch of up to ``max_records`` (at most up to the ring's wrap point), or
+        None after ``timeout`` seconds with nothing new, or at the end of the stream.
+
+        Releases the previous batch. Raises :class:`RingReset` when the writer was replaced and
+        :class:`Overrun` when this consumer was evicted.
+        """
+        if self._release_on_read:
+            self._release(self._pos)
+        self._check()
+        available = int(self._v.words[CURSOR]) - self._pos
+        if available <= 0:
+            available = self._await(timeout)
+            if available <= 0:
+                return None
+        at = self._pos % self.capacity
+        n = min(available, max_records, self.capacity - at)
+        self._pos += n
+        return self._batch(at, n)
+
+    def _await(self, timeout: float | None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        next_check = time.monotonic() + _RESET_CHECK_EVERY
+        attempt = 0
+        while True:
+            available = int(self._v.words[CURSOR]) - self._pos
+            if available > 0:
+                return available
+            if self.ended:
+                return 0
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return 0
+            if now >= next_check:
+                next_check = now + _RESET_CHECK_EVERY
+                self._check()
+                if not shm.same_file(self._fd, self._path) and self._path.exists():
+                    raise RingReset(f"ring {self.name!r} was replaced; attach again")
+            self._wait.pause(attempt)
+            attempt += 1
+
+    def _batch(self, at: int, n: int) -> pa.RecordBatch:
+        arrays = []
+        for name, values in self._v.columns.items():
+            typ = self._types[name]
+            data = pa.py_buffer(values[at : at + n])
+            if pa.types.is_dictionary(typ):
+                indices = pa.Array.from_buffers(pa.uint32(), n, [None, data])
+                arrays.append(
+                    pa.DictionaryArray.from_arrays(indices, self._symbols.dictionary(), safe=False)
+                )
+            else:
+                arrays.append(pa.Array.from_buffers(typ, n, [None, data]))
+        return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
+
+    # -- positions -------------------------------------------------------------------------
+
+    def _release(self, position: int) -> None:
+        if position > self._released:
+            self._v.slot_cursor[self._slot] = position  # M2: after this consumer's loads
+            self._released = position
+
+    def commit(self) -> int:
+        """Record everything returned so far as done; a later attach under this name resumes
+        after it. Returns the committed sequence."""
+        self._check()
+        self._v.slots["committed"][self._slot] = self._pos
+        if not self._release_on_read:
+            self._release(self._pos)
+        return self._pos
+
+    def _detach(self) -> None:
+        with shm.locked(self._fd):
+            slot = self._v.slots[self._slot]
+            if int(slot["state"]) == ACTIVE and int(slot["pid"]) == self._pid:
+                self._v.slot_state[self._slot] = DETACHED
+
+    def close(self) -> None:
+        """Release the slot (its name and commit stay for a later attach) and unmap."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._slot >= 0:
+            self._detach()
+        del self._v, self._symbols
+        shm.close_map(self._mm)
+        os.close(self._fd)
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_live(path: os.PathLike[str]) -> tuple[int, Header] | None:
+    """Open the segment if it exists and a live or ended writer's header is complete."""
+    fd = shm.open_file(path)  # type: ignore[arg-type]
+    if fd is None:
+        return None
+    try:
+        if os.fstat(fd).st_size >= 4096:
+            with open(fd, "rb", closefd=False) as f:
+                raw = f.read(SCHEMA_AT + 4096)
+            head = Header.unpack(raw)
+            if head.magic == MAGIC and head.state not in (SUPERSEDED,):
+                if head.version != VERSION:
+                    raise SchemaMismatch(
+                        f"ring at {path} has layout version {head.version}; this program "
+                        f"reads version {VERSION}: run matching versions of writer and reader"
+                    )
+                if head.state == LIVE or int.from_bytes(raw[END * 8 : END * 8 + 8], "little"):
+                    return fd, head
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def attach(
+    name: str,
+    consumer: str,
+    timeout: float | None = 10.0,
+    *,
+    expect: Mapping[str, str] | None = None,
+    resume: bool = True,
+    release: Literal["read", "commit"] = "read",
+    wait: WaitStrategy = DEFAULT_WAIT,
+) -> Reader:
+    """Attach to ring ``name`` as ``consumer``, waiting up to ``timeout`` seconds (None: forever)
+    for the ring to appear.
+
+    A new consumer name starts at the oldest record still in the ring; a name that committed
+    before resumes after its last commit (``resume=False`` starts afresh). ``expect`` names
+    columns and dtypes the caller needs; a ring without them raises :class:`SchemaMismatch`.
+    """
+    require_x86_64()
+    path = shm.path_for(name)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    attempt = 0
+    while (opened := _open_live(path)) is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise RingNotFound(
+                f"no ring {name!r} appeared in {shm.SHM_DIR} within {timeout}s: "
+                "is the engine running with the same --ring name?"
+            )
+        time.sleep(min(0.05, 0.001 * (1 << min(attempt, 6))))
+        attempt += 1
+    fd, head = opened
+    try:
+        with open(fd, "rb", closefd=False) as f:
+            f.seek(SCHEMA_AT)
+            schema = decode_schema(f.read(head.schema_len))
+        for col, dt in (expect or {}).items():
+            if schema.get(col) != dt:
+                raise SchemaMismatch(
+                    f"ring {name!r} has column {col!r} as {schema.get(col, 'missing')}, "
+                    f"expected {dt}"
+                )
+        reader = Reader(name, fd, head, schema, wait)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        reader._release_on_read = release == "read"
+        reader._join(consumer, resume)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            reader._slot = -1
+            reader.close()
+        raise
+    return reader

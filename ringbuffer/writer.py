@@ -1,0 +1,407 @@
+"""The single writer: claim, copy, publish; gated by the slowest live consumer.
+
+Vocabulary (after the Disruptor): a *sequence* numbers records from 0 and never wraps; the
+writer's *cursor* is the sequence after the last published record; each consumer's slot
+*cursor* is the sequence after the last record it released; *gating* is the minimum of the
+ACTIVE slot cursors; a *claim* reserves the next n sequences; *publish* makes them readable.
+
+Invariants:
+  I1  Records [cursor - capacity, cursor) are intact, except those below ``tail``.
+  I2  The writer never overwrites a record at or above any ACTIVE slot's cursor:
+      a claim of [c, c + n) proceeds only when c + n - capacity <= gating.
+  I3  ``tail`` is monotonic and announced before the writes it covers.
+
+Memory ordering (x86-64 TSO; ``layout.require_x86_64`` refuses other machines):
+  M1  Publish: the column stores of a claim precede the store of ``cursor`` in program order,
+      and x86 makes stores visible in program order. A reader that loads ``cursor`` = c and
+      then loads records below c (loads are not reordered with older loads) sees them whole.
+      CPython cannot reorder them either: each is a separate call into numpy.
+  M2  Release: a consumer's loads of a batch precede its store of its slot cursor (x86 does
+      not reorder a store before older loads), so once the writer sees the cursor move, the
+      consumer is done with those records; the writer's later stores depend on that load.
+  M3  Join (a new consumer appearing while the writer runs) is a store-then-load handshake on
+      both sides, which TSO alone does not order (store buffering), so both sides put a full
+      fence between their store and their load (``full_fence``): the writer stores ``tail``,
+      fences, loads the slots; the joiner stores its slot, fences, loads ``tail``. Either the
+      writer sees the joiner and gates on it, or the joiner sees the tail and starts above it.
+  M4  8-byte aligned loads and stores are single-copy atomic on x86-64: no torn cursor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from common.log import get_logger
+
+from . import procs, shm
+from .errors import RingBusy, SchemaMismatch
+from .layout import (
+    ACTIVE,
+    CLOSED,
+    CURSOR,
+    DEAD,
+    END,
+    EVICTED,
+    LIVE,
+    MAGIC,
+    NOT_ENDED,
+    SCHEMA_AT,
+    SUPERSEDED,
+    TAIL,
+    VERSION,
+    Geometry,
+    Header,
+    Views,
+    encode_schema,
+    require_x86_64,
+    storage_dtype,
+)
+from .symbols import SymbolWriter
+from .wait import DEFAULT_WAIT, WaitStrategy
+
+_log = get_logger("ring")
+_fence_lock = threading.Lock()
+_LIVENESS_EVERY = 0.05  # seconds between pid checks of the consumers a blocked writer waits on
+
+
+def full_fence() -> None:
+    """A full memory barrier (M3): a LOCK-prefixed compare-and-swap, taken by acquiring a lock.
+
+    On x86-64 every locked instruction orders all earlier loads and stores before all later
+    ones; CPython's lock acquire and release are such atomic read-modify-writes.
+    """
+    _fence_lock.acquire()
+    _fence_lock.release()
+
+
+class Writer:
+    """The ring's only writer. Made by :func:`create`."""
+
+    def __init__(
+        self,
+        name: str,
+        fd: int,
+        geometry: Geometry,
+        wait: WaitStrategy,
+        dead_grace: float,
+        evict_after: float | None,
+    ) -> None:
+        self.name = name
+        self.schema = dict(geometry.schema)
+        self.capacity = geometry.capacity
+        self._path = shm.path_for(name)
+        self._fd = fd
+        self._mm = shm.map_fd(fd)
+        self._v = Views(self._mm, geometry)
+        self._cols = self._v.columns
+        self._dtypes = {k: storage_dtype(t) for k, t in self.schema.items()}
+        self._symbols = SymbolWriter(self._v)
+        self._symbol_cols = [k for k, t in self.schema.items() if t == "symbol"]
+        self._wait = wait
+        self._dead_grace = dead_grace
+        self._evict_after = evict_after
+        self._next = 0
+        self._tail = 0
+        self._min_claim = max(1, self.capacity // 16)
+        self._dead_since: dict[int, float] = {}
+        self.closed = False
+
+    # -- publishing ------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """Sequence after the last published record (the count published so far)."""
+        return self._next
+
+    def symbol_codes(self, values: Any) -> np.ndarray:
+        """uint32 codes for a ``symbol`` column, interning new strings (see ``symbols``)."""
+        return self._symbols.codes(values)
+
+    def _columns(self, batch: Mapping[str, Any] | pa.RecordBatch | pa.Table) -> dict[str, Any]:
+        if isinstance(batch, pa.RecordBatch | pa.Table):
+            names = batch.schema.names
+            batch = {k: batch.column(k) for k in names}
+        missing = [k for k in self.schema if k not in batch]
+        extra = [k for k in batch if k not in self.schema]
+        if missing or extra:
+            raise SchemaMismatch(f"publish: missing columns {missing}, unknown columns {extra}")
+        out = {}
+        for name, values in batch.items():
+            if name in self._symbol_cols and not (
+                isinstance(values, np.ndarray) and values.dtype.kind in "iu"
+            ):
+                out[name] = self._symbols.codes(values)
+                continue
+            if isinstance(values, pa.ChunkedArray):
+                values = values.combine_chunks()
+            if isinstance(values, pa.Array):
+                if pa.types.is_timestamp(values.type):
+                    values = values.cast(pa.int64())
+                values = values.to_numpy(zero_copy_only=False)
+            out[name] = np.asarray(values)
+        lengths = {len(v) for v in out.values()}
+        if len(lengths) != 1:
+            raise SchemaMismatch(f"publish: columns of unequal lengths {sorted(lengths)}")
+        return out
+
+    def publish(self, batch: Mapping[str, Any] | pa.RecordBatch | pa.Table) -> int:
+        """Append a batch (numpy arrays by column name, or an Arrow batch/table).
+
+        Blocks while the slowest live consumer is a whole ring behind; a batch larger than the
+        free space is published in pieces as space frees. Returns the new cursor.
+        """
+        cols = self._columns(batch)
+        n = len(next(iter(cols.values())))
+        done = 0
+        cap = self.capacity
+        while done < n:
+            k = self._claim(n - done)
+            at = self._next % cap
+            first = min(k, cap - at)  # wrap-around: at most two slices
+            for name, src in cols.items():
+                dst = self._cols[name]
+                dst[at : at + first] = src[done : done + first]
+                if k > first:
+                    dst[: k - first] = src[done + first : done + k]
+            self._next += k
+            self._v.words[CURSOR] = self._next  # M1: after the column stores
+            done += k
+        return self._next
+
+    def end(self) -> None:
+        """End the stream: consumers read what is published, then see the end."""
+        self._v.words[END] = self._next
+
+    # -- gating ----------------------------------------------------------------------------
+
+    def _gating(self, overwrite_below: int) -> tuple[int | None, np.ndarray]:
+        """Announce ``tail``, fence (M3), then the minimum ACTIVE slot cursor and the slots."""
+        if overwrite_below > self._tail:
+            self._tail = overwrite_below
+            self._v.words[TAIL] = overwrite_below
+        full_fence()
+        states = self._v.slot_state.copy()  # states before cursors: a slot's cursor is
+        active = np.flatnonzero(states == ACTIVE)  # stored before its state becomes ACTIVE
+        if not active.size:
+            return None, active
+        return int(self._v.slot_cursor[active].min()), active
+
+    def _claim(self, want: int) -> int:
+        """Reserve up to ``want`` sequences from the cursor; returns how many (>= 1)."""
+        cap = self.capacity
+        target = min(want, cap)
+        if self._next + target <= cap:
+            return target  # nothing is overwritten before the first wrap
+        smallest = min(target, self._min_claim)
+        attempt = 0
+        blocked_since = 0.0
+        next_check = 0.0
+        while True:
+            gate, active = self._gating(self._next + target - cap)
+            room = target if gate is None else gate + cap - self._next
+            if room >= smallest:
+                self._dead_since.clear()
+                return min(room, target)
+            now = time.monotonic()
+            if not blocked_since:
+                blocked_since = now
+            if now >= next_check:
+                next_check = now + _LIVENESS_EVERY
+                self._check_laggards(active, self._next + smallest - cap, now - blocked_since)
+            self._wait.pause(attempt)
+            attempt += 1
+
+    def _check_laggards(self, active: np.ndarray, need: int, blocked_for: float) -> None:
+        """Stop waiting for dead consumers (after ``dead_grace``) and, if asked, slow ones."""
+        slots = self._v.slots
+        now = time.monotonic()
+        for i in active:
+            if int(slots["cursor"][i]) >= need:
+                continue
+            pid, started = int(slots["pid"][i]), int(slots["start"][i])
+            if procs.alive(pid, started):
+                if self._evict_after is not None and blocked_for > self._evict_after:
+                    self._retire(int(i), pid, EVICTED, f"lagged {blocked_for:.1f}s")
+                continue
+            since = self._dead_since.setdefault(int(i), now)
+            if now - since >= self._dead_grace:
+                self._retire(int(i), pid, DEAD, "process died")
+
+    def _retire(self, i: int, pid: int, state: int, why: str) -> None:
+        slots = self._v.slots
+        with shm.locked(self._fd):  # a new attach may be taking the slot over
+            if int(slots["state"][i]) != ACTIVE or int(slots["pid"][i]) != pid:
+                return
+            slots["state"][i] = state
+        name = bytes(slots["name"][i]).rstrip(b"\0").decode()
+        level = "error" if state == EVICTED else "warning"
+        getattr(_log, level)(
+            "consumer no longer gates the writer",
+            ring=self.name,
+            consumer=name,
+            pid=pid,
+            why=why,
+            lag=self._next - int(slots["cursor"][i]),
+        )
+        self._dead_since.pop(i, None)
+
+    # -- consumers -------------------------------------------------------------------------
+
+    def consumers(self) -> list[dict[str, Any]]:
+        """The ACTIVE consumers: name, pid, cursor and lag (records published, not released)."""
+        slots = self._v.slots
+        return [
+            {
+                "name": bytes(slots["name"][i]).rstrip(b"\0").decode(),
+                "pid": int(slots["pid"][i]),
+                "cursor": int(slots["cursor"][i]),
+                "lag": self._next - int(slots["cursor"][i]),
+            }
+            for i in np.flatnonzero(slots["state"] == ACTIVE)
+        ]
+
+    def _poll(self, done: Any, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        next_check = 0.0
+        while not done():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            if now >= next_check:
+                next_check = now + _LIVENESS_EVERY
+                _, active = self._gating(self._tail)
+                self._check_laggards(active, self._next, 0.0)
+            self._wait.pause(attempt)
+            attempt += 1
+        return True
+
+    def wait_for_consumers(self, n: int, timeout: float | None = None) -> bool:
+        """Wait until at least ``n`` consumers are attached; False on timeout."""
+        return self._poll(lambda: len(self.consumers()) >= n, timeout)
+
+    def wait_drained(self, timeout: float | None = None) -> bool:
+        """Wait until every live consumer has released everything published; False on timeout."""
+        return self._poll(
+            lambda: all(c["cursor"] >= self._next for c in self.consumers()), timeout
+        )
+
+    def close(self) -> None:
+        """Unmap and remove the segment. Consumers still mapped can drain what was published."""
+        if self.closed:
+            return
+        self.closed = True
+        self._v.state[0] = CLOSED
+        if shm.same_file(self._fd, self._path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+        del self._v, self._cols, self._symbols
+        shm.close_map(self._mm)
+        os.close(self._fd)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reclaim(path: Any, name: str) -> int:
+    """Retire a segment left by a writer that is gone; returns its generation (0 if unknown)."""
+    fd = shm.open_file(path)
+    if fd is None:
+        return 0
+    try:
+        with shm.locked(fd):
+            size = os.fstat(fd).st_size
+            generation = 0
+            if size >= 4096:
+                mm = shm.map_fd(fd)
+                try:
+                    head = Header.unpack(mm[:256])
+                    if head.magic == MAGIC:
+                        if head.state == LIVE and procs.alive(head.writer_pid, head.writer_start):
+                            raise RingBusy(
+                                f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
+                                "stop it or use another --ring name"
+                            )
+                        generation = head.generation
+                        # Old readers see SUPERSEDED and a new generation, and attach again.
+                        view = np.frombuffer(mm, np.uint8)
+                        view[16:24].view("<u8")[0] = generation + 1
+                        view[12:16].view("<u4")[0] = SUPERSEDED
+                        del view
+                finally:
+                    shm.close_map(mm)
+            if shm.same_file(fd, path):
+                os.unlink(path)
+            _log.warning("reclaimed a ring left by a stopped writer", ring=name, gen=generation)
+            return generation
+    finally:
+        os.close(fd)
+
+
+def create(
+    name: str,
+    schema: Mapping[str, str],
+    capacity: int = 1 << 20,
+    *,
+    n_slots: int = 64,
+    max_symbols: int = 1 << 16,
+    symbol_bytes: int = 4 << 20,
+    tag: int = 0,
+    wait: WaitStrategy = DEFAULT_WAIT,
+    dead_grace: float = 0.0,
+    evict_after: float | None = None,
+) -> Writer:
+    """Create ring ``name`` with one column per ``schema`` entry and room for ``capacity`` records.
+
+    ``schema`` maps column names to numpy dtype names, ``"symbol"`` (dictionary-encoded
+    strings) or ``"timestamp[ns]"``. A segment left by a writer that is gone is reclaimed;
+    one owned by a live writer raises :class:`RingBusy`. ``dead_grace``: seconds a dead
+    consumer keeps gating (room for a supervisor to restart it); ``evict_after``: stop waiting
+    for a live consumer that has blocked the writer this long (it then fails with Overrun).
+
+    >>> w = create("doctest-ring", {"seq": "uint64", "bid": "float64"}, capacity=8)
+    >>> w.publish({"seq": np.arange(3, dtype="uint64"), "bid": np.ones(3)})
+    3
+    >>> w.close()
+    """
+    require_x86_64()
+    if capacity < 2 or capacity & (capacity - 1):
+        raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
+    if not 1 <= n_slots <= 4096:
+        raise ValueError(f"n_slots must be 1..4096, not {n_slots}")
+    schema = dict(schema)
+    schema_bytes = encode_schema(schema)
+    geometry = Geometry(schema, capacity, n_slots, max_symbols, symbol_bytes)
+    path = shm.path_for(name)
+    generation = _reclaim(path, name) + 1
+    fd = shm.create_file(path, geometry.size)
+    try:
+        pid, started = procs.me()
+        head = Header(
+            MAGIC, VERSION, LIVE, generation, capacity, n_slots, len(schema_bytes), geometry.size,
+            pid, started, tag, max_symbols, symbol_bytes, time.time_ns(),
+        )  # fmt: skip
+        mm = shm.map_fd(fd)
+        mm[SCHEMA_AT : SCHEMA_AT + len(schema_bytes)] = schema_bytes
+        packed = head.pack()
+        mm[8 : len(packed)] = packed[8:]
+        np.frombuffer(mm, np.uint8)[END * 8 : END * 8 + 8].view("<u8")[0] = NOT_ENDED
+        mm[0:8] = MAGIC  # last: a reader that sees the magic sees a complete header
+        shm.close_map(mm)
+        return Writer(name, fd, geometry, wait, dead_grace, evict_after)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise

@@ -1,0 +1,1 @@
+"""Project tooling: the demo and the sample-log regeneration."""
