@@ -16,6 +16,7 @@ See ``writer`` for the vocabulary, the invariants and the memory-ordering argume
 
 from .errors import (
     ConsumerNameInUse,
+    Interrupted,
     NoFreeSlot,
     Overrun,
     RingBusy,
@@ -33,6 +34,7 @@ __all__ = [
     "BUSY_SPIN",
     "DEFAULT_WAIT",
     "ConsumerNameInUse",
+    "Interrupted",
     "NoFreeSlot",
     "Overrun",
     "Reader",

@@ -33,5 +33,9 @@ class Overrun(RingError):
     """Records this consumer had not read were overwritten (it was evicted, or away too long)."""
 
 
+class Interrupted(RingError):
+    """A blocked publish or wait was interrupted by :meth:`Writer.interrupt` (e.g. on SIGTERM)."""
+
+
 class SymbolTableFull(RingError):
     """The ring's shared symbol table has no room for another ticker."""

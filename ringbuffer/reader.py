@@ -29,6 +29,7 @@ from .errors import (
 )
 from .layout import (
     ACTIVE,
+    CLOSED,
     CURSOR,
     DETACHED,
     END,
@@ -211,10 +212,24 @@ class Reader:
             if now >= next_check:
                 next_check = now + _RESET_CHECK_EVERY
                 self._check()
+                if int(self._v.state[0]) == CLOSED:
+                    raise RingReset(f"ring {self.name!r} was closed without ending the stream")
                 if not shm.same_file(self._fd, self._path) and self._path.exists():
                     raise RingReset(f"ring {self.name!r} was replaced; attach again")
             self._wait.pause(attempt)
             attempt += 1
+
+    def wait_replaced(self, timeout: float | None = None) -> bool:
+        """After the end of stream: wait until a new writer creates a ring of this name (attach
+        again then); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while shm.same_file(self._fd, self._path) or not self._path.exists():
+            if int(self._v.state[0]) == SUPERSEDED:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(_RESET_CHECK_EVERY / 5)
+        return True
 
     def _batch(self, at: int, n: int) -> pa.RecordBatch:
         arrays = []
@@ -237,14 +252,17 @@ class Reader:
             self._v.slot_cursor[self._slot] = position  # M2: after this consumer's loads
             self._released = position
 
-    def commit(self) -> int:
-        """Record everything returned so far as done; a later attach under this name resumes
-        after it. Returns the committed sequence."""
+    def commit(self, position: int | None = None) -> int:
+        """Record the records before ``position`` (default: all returned so far) as done; a
+        later attach under this name resumes there. Returns the committed sequence."""
+        position = self._pos if position is None else position
+        if position > self._pos:
+            raise ValueError(f"cannot commit {position}: only {self._pos} records were read")
         self._check()
-        self._v.slots["committed"][self._slot] = self._pos
+        self._v.slots["committed"][self._slot] = position
         if not self._release_on_read:
-            self._release(self._pos)
-        return self._pos
+            self._release(position)
+        return position
 
     def _detach(self) -> None:
         with shm.locked(self._fd):

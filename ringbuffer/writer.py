@@ -42,7 +42,7 @@ import pyarrow as pa
 from common.log import get_logger
 
 from . import procs, shm
-from .errors import RingBusy, SchemaMismatch
+from .errors import Interrupted, RingBusy, SchemaMismatch
 from .layout import (
     ACTIVE,
     CLOSED,
@@ -112,6 +112,7 @@ class Writer:
         self._tail = 0
         self._min_claim = max(1, self.capacity // 16)
         self._dead_since: dict[int, float] = {}
+        self._interrupted = False
         self.closed = False
 
     # -- publishing ------------------------------------------------------------------------
@@ -176,23 +177,33 @@ class Writer:
             done += k
         return self._next
 
+    def interrupt(self) -> None:
+        """Make a blocked :meth:`publish` raise :class:`Interrupted` and waits return False.
+
+        Safe to call from a signal handler; records already published stay published.
+        """
+        self._interrupted = True
+
     def end(self) -> None:
         """End the stream: consumers read what is published, then see the end."""
         self._v.words[END] = self._next
 
     # -- gating ----------------------------------------------------------------------------
 
-    def _gating(self, overwrite_below: int) -> tuple[int | None, np.ndarray]:
-        """Announce ``tail``, fence (M3), then the minimum ACTIVE slot cursor and the slots."""
-        if overwrite_below > self._tail:
-            self._tail = overwrite_below
-            self._v.words[TAIL] = overwrite_below
-        full_fence()
+    def _gating(self) -> tuple[int | None, np.ndarray]:
+        """The minimum ACTIVE slot cursor (None without consumers), and the ACTIVE slots."""
         states = self._v.slot_state.copy()  # states before cursors: a slot's cursor is
         active = np.flatnonzero(states == ACTIVE)  # stored before its state becomes ACTIVE
         if not active.size:
             return None, active
         return int(self._v.slot_cursor[active].min()), active
+
+    def _announce(self, overwrite_below: int) -> None:
+        """Publish ``tail`` (I3), then fence (M3) before the gating is checked again."""
+        if overwrite_below > self._tail:
+            self._tail = overwrite_below
+            self._v.words[TAIL] = overwrite_below
+        full_fence()
 
     def _claim(self, want: int) -> int:
         """Reserve up to ``want`` sequences from the cursor; returns how many (>= 1)."""
@@ -205,11 +216,19 @@ class Writer:
         blocked_since = 0.0
         next_check = 0.0
         while True:
-            gate, active = self._gating(self._next + target - cap)
+            gate, active = self._gating()
             room = target if gate is None else gate + cap - self._next
             if room >= smallest:
-                self._dead_since.clear()
-                return min(room, target)
+                k = min(room, target)
+                overwrite_below = self._next + k - cap
+                self._announce(overwrite_below)
+                gate, active = self._gating()  # a consumer that joined below the tail?
+                if gate is None or gate >= overwrite_below:
+                    self._dead_since.clear()
+                    return k
+                continue
+            if self._interrupted:
+                raise Interrupted(f"publish to ring {self.name!r} interrupted while blocked")
             now = time.monotonic()
             if not blocked_since:
                 blocked_since = now
@@ -274,11 +293,11 @@ class Writer:
         next_check = 0.0
         while not done():
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            if self._interrupted or (deadline is not None and now >= deadline):
                 return False
             if now >= next_check:
                 next_check = now + _LIVENESS_EVERY
-                _, active = self._gating(self._tail)
+                _, active = self._gating()
                 self._check_laggards(active, self._next, 0.0)
             self._wait.pause(attempt)
             attempt += 1

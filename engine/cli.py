@@ -1,0 +1,195 @@
+"""``python -m engine``: command line, files and signals around :class:`engine.core.Engine`.
+
+Exit codes: 0 done, 2 usage or configuration error (one line saying what to fix), 1 runtime
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import ringbuffer
+from common.log import get_logger
+from common.schema import QUOTE_SCHEMA
+from engine import cache
+from engine.checkpoint import Checkpoint, CheckpointError, recover
+from engine.control import ModeControl
+from engine.core import Engine, EngineOptions, StrictStop
+from engine.historical import InputError
+from engine.pacing import SystemClock
+from engine.rejects import RejectLog
+from engine.sources import HistoricalSource, TableSource
+from ringbuffer.salvage import salvage
+
+log = get_logger("engine")
+
+
+class UsageError(Exception):
+    """A bad command line or configuration: exit 2."""
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (as fast as consumers allow), else a positive factor.
+
+    >>> parse_speed("max"), parse_speed("10")
+    (None, 10.0)
+    """
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = float("nan")
+    if not 0 < speed < float("inf"):
+        raise argparse.ArgumentTypeError(f"--speed takes a positive number or 'max', not {text!r}")
+    return speed
+
+
+def power_of_two(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 2 or n & (n - 1):
+        raise argparse.ArgumentTypeError(f"--capacity takes a power of two >= 2, not {text!r}")
+    return n
+
+
+def non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m engine",
+        description="Replay historical quotes (CSV) or relay live ones (websocket JSON) into a "
+        "shared-memory ring. SIGUSR1 toggles the mode; writing 'historical' or 'live' into the "
+        "control file sets it; SIGINT/SIGTERM end the stream and exit 0.",
+    )
+    p.add_argument("--mode", required=True, choices=["historical", "live"])
+    p.add_argument("--historical", default="data/historical_sample.csv", metavar="PATH",
+                   help="historical CSV (default %(default)s)")  # fmt: skip
+    p.add_argument("--live-url", default="ws://127.0.0.1:8765", metavar="URL",
+                   help="websocket feed (default %(default)s)")  # fmt: skip
+    p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X|max",
+                   help="historical pace: 1 = arrival times, N = N times faster, max (default 1)")
+    p.add_argument("--ring", default="quotes", metavar="NAME", help="ring name (default quotes)")
+    p.add_argument("--capacity", type=power_of_two, default=1 << 18, metavar="N",
+                   help="records the ring holds, a power of two (default 262144)")
+    p.add_argument("--control-file", metavar="PATH", help="default <state-dir>/mode")
+    p.add_argument("--state-dir", default=".replay-state", metavar="PATH",
+                   help="checkpoint, cache and rejected_rows.csv (default %(default)s)")
+    p.add_argument("--wait-for-consumers", type=non_negative, default=0, metavar="N",
+                   help="publish nothing until N consumers are attached")
+    p.add_argument("--exit-at-end", action="store_true",
+                   help="historical: after the last record, wait until every consumer has read "
+                   "everything, then exit 0")
+    p.add_argument("--strict", action="store_true", help="stop at the first rejected row (exit 2)")
+    p.add_argument("--consumer-grace", type=float, default=5.0, metavar="SECONDS",
+                   help="how long a dead consumer keeps holding the writer, so a supervisor can "
+                   "restart it without loss (default 5)")
+    p.add_argument("--evict-after", type=float, default=None, metavar="SECONDS",
+                   help="opt-in: stop waiting for a live consumer that blocks the writer this "
+                   "long; it then fails with an overrun error (default: never, lossless)")
+    return p
+
+
+def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLog) -> Any:
+    """Parse (or take from the cache) the historical file; rejects are logged once."""
+    parsed, from_cache = cache.load_or_parse(args.historical, state_dir, write=False)
+    if from_cache:
+        if parsed.rejected_count:
+            log.info("rejected rows of this file were recorded on its first load",
+                     rejected=parsed.rejected_count, file=str(rejects.path))  # fmt: skip
+    else:
+        for r in parsed.rejected:
+            log.warning("rejected", file=r.source, line=r.line, reason=r.reason)
+            if args.strict:
+                rejects.append([r])
+                raise StrictStop(f"{r.source}:{r.line}: {r.reason} (--strict)")
+        rejects.append(parsed.rejected)
+        ident = cache.identity(args.historical)
+        cache.store(args.historical, state_dir, parsed, ident)
+    log.info("historical input loaded", file=args.historical, rows=parsed.table.num_rows,
+             rejected=parsed.rejected_count, cached=from_cache)  # fmt: skip
+    return parsed
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    control = ModeControl(Path(args.control_file or state_dir / "mode"), log)
+    rejects = RejectLog(state_dir)
+    clock = SystemClock()
+    cp = Checkpoint.load(state_dir)
+    if cp is None:
+        cp = Checkpoint(mode=args.mode)
+        log.info("new stream", stream=cp.stream, state_dir=str(state_dir))
+    left = salvage(args.ring)
+    cp, carry = recover(cp, left)
+
+    def make_historical() -> HistoricalSource:
+        parsed = load_historical(args, state_dir, rejects)
+        ident = dataclasses.asdict(cache.identity(args.historical))
+        if cp.input != ident:
+            if cp.input is not None:
+                log.info("different historical input: starting from its beginning",
+                         file=args.historical)  # fmt: skip
+            cp.input, cp.pos = ident, 0
+        elif cp.pos:
+            log.info("resuming historical replay", pos=cp.pos, of=parsed.table.num_rows)
+        return HistoricalSource(parsed.table, pos=cp.pos, speed=args.speed, clock=clock)
+
+    def make_live() -> Any:
+        from engine.live import LiveSource
+
+        return TableSource(LiveSource(args.live_url))
+
+    historical = make_historical() if args.mode == "historical" else None
+    writer = ringbuffer.create(
+        args.ring, QUOTE_SCHEMA, capacity=args.capacity, tag=cp.stream,
+        dead_grace=args.consumer_grace, evict_after=args.evict_after,
+    )  # fmt: skip
+    try:
+        engine = Engine(
+            EngineOptions(args.mode, args.exit_at_end, args.strict, args.wait_for_consumers,
+                          progress=sys.stderr.isatty()),
+            writer, cp, state_dir, control, rejects,
+            {"historical": (lambda: historical or make_historical()), "live": make_live},
+            clock, log,
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: engine.stop())
+        signal.signal(signal.SIGUSR1, lambda *_: control.toggle())
+        log.info("ring ready", ring=args.ring, capacity=args.capacity, stream=cp.stream,
+                 seq=cp.next_seq, pid=os.getpid())  # fmt: skip
+        if carry and left is not None:
+            engine.publish_carried(left.records)
+        return engine.run()
+    finally:
+        writer.close()
+        rejects.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (InputError, CheckpointError, StrictStop, ringbuffer.RingBusy, UsageError) as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a runtime failure: say what, exit 1
+        log.error("failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The engine: asks the source of the current mode for due batches, stamps them with the stream
+sequence, publishes them to the ring, switches modes on request, and checkpoints.
+
+It knows sources only through ``engine.sources.Source``; files, sockets and signals stay in
+``engine.cli`` and the source modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import ringbuffer
+from common.log import Logger
+from common.schema import HISTORICAL, LIVE
+from engine.checkpoint import Checkpoint
+from engine.control import ModeControl
+from engine.pacing import Clock
+from engine.rejects import RejectLog
+from engine.sources import HistoricalSource, Source, SourceBatch
+
+STATS_EVERY = 5.0
+CHECKPOINT_EVERY = 1.0
+PROGRESS_EVERY = 1.0
+
+
+class StrictStop(Exception):
+    """``--strict`` and an input was rejected."""
+
+
+@dataclass
+class EngineOptions:
+    mode: str
+    exit_at_end: bool = False
+    strict: bool = False
+    wait_for_consumers: int = 0
+    drain_timeout: float = 10.0
+    progress: bool = False
+
+
+class Engine:
+    """Runs the replay until the end (with ``exit_at_end``) or until :meth:`stop`."""
+
+    def __init__(
+        self,
+        options: EngineOptions,
+        writer: ringbuffer.Writer,
+        checkpoint: Checkpoint,
+        state_dir: Path,
+        control: ModeControl,
+        rejects: RejectLog,
+        sources: dict[str, Callable[[], Source]],
+        clock: Clock,
+        log: Logger,
+    ) -> None:
+        self.opts = options
+        self.writer = writer
+        self.cp = checkpoint
+        self.state_dir = state_dir
+        self.control = control
+        self.rejects = rejects
+        self._factories = sources
+        self._sources: dict[str, Source] = {}
+        self.clock = clock
+        self.log = log
+        self.mode = options.mode
+        self.stopping = False
+        self.published = 0
+        self._dictionaries: dict[tuple[int, int], np.ndarray] = {}
+        self._late: list[float] = []
+        self._complete_logged = False
+        self._last = {"stats": 0.0, "checkpoint": 0.0, "progress": 0.0}
+        self._stats_base = (0.0, 0)
+
+    # -- control -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End at the next opportunity (safe from a signal handler)."""
+        self.stopping = True
+        self.writer.interrupt()
+
+    def _source(self, mode: str) -> Source:
+        if mode not in self._sources:
+            self._sources[mode] = self._factories[mode]()
+        return self._sources[mode]
+
+    def _switch(self, mode: str, initial: bool = False) -> None:
+        if not initial:
+            self._source(self.mode).stop()
+        previous, self.mode = self.mode, mode
+        self.cp.mode = mode
+        self._save()  # before the new mode publishes anything
+        self.control.record(mode)
+        source = self._source(mode)
+        source.start()
+        fields: dict[str, Any] = {"mode": mode, "seq": self.cp.next_seq}
+        if isinstance(source, HistoricalSource):
+            fields.update(pos=source.pos, of=source.total)
+        if initial:
+            self.log.info("started", **fields)
+        else:
+            self.log.info("switched", **{"from": previous}, **fields)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _ticker_codes(self, tickers: pa.Array) -> np.ndarray:
+        if not pa.types.is_dictionary(tickers.type):
+            return self.writer.symbol_codes(tickers)
+        dictionary = tickers.dictionary
+        key = (dictionary.buffers()[-1].address if len(dictionary) else 0, len(dictionary))
+        mapping = self._dictionaries.get(key)
+        if mapping is None:
+            mapping = self.writer.symbol_codes(dictionary)
+            self._dictionaries = {key: mapping}  # one at a time: the historical table's
+        return mapping[tickers.indices.to_numpy(zero_copy_only=False)]
+
+    def _publish(self, batch: SourceBatch, mode: int) -> int:
+        n = len(batch)
+        cols = dict(batch.columns)
+        cols["ticker"] = self._ticker_codes(cols["ticker"])
+        cols["seq"] = np.arange(self.cp.next_seq, self.cp.next_seq + n, dtype=np.uint64)
+        cols["mode"] = np.full(n, mode, dtype=np.uint8)
+        cols["pos"] = (
+            batch.positions if batch.positions is not None else np.full(n, -1, dtype=np.int64)
+        )
+        before = self.writer.cursor
+        with contextlib.suppress(ringbuffer.Interrupted):  # stopping: keep what was published
+            self.writer.publish(cols)
+        done = self.writer.cursor - before
+        self.cp.next_seq += done
+        self.published += done
+        return done
+
+    def publish_carried(self, records: pa.Table) -> None:
+        """Republish records salvaged from the previous ring, with their own sequences."""
+        self.writer.publish(records)
+        self.log.info("carried records over from the previous ring", records=records.num_rows)
+
+    def _handle_rejects(self, batch: SourceBatch) -> None:
+        if not batch.rejected:
+            return
+        for r in batch.rejected:
+            self.log.warning("rejected", source=r.source, line=r.line, reason=r.reason)
+        self.rejects.append(batch.rejected)
+        if self.opts.strict:
+            first = batch.rejected[0]
+            raise StrictStop(f"{first.source}:{first.line}: {first.reason} (--strict)")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Replay until done or stopped; returns the exit code."""
+        if self.opts.wait_for_consumers:
+            self.log.info("waiting for consumers", n=self.opts.wait_for_consumers)
+            while not self.stopping and not self.writer.wait_for_consumers(
+                self.opts.wait_for_consumers, timeout=0.1
+            ):
+                pass
+        self._switch(self.mode, initial=True)
+        self._last = dict.fromkeys(self._last, self.clock.now())
+        self._stats_base = (self.clock.now(), 0)
+        while not self.stopping:
+            requested = self.control.poll(self.mode)
+            if requested is not None:
+                self._switch(requested)
+            source = self._source(self.mode)
+            batch = source.poll(timeout=0.05)
+            if batch is not None:
+                self._handle_rejects(batch)
+                if len(batch):
+                    done = self._publish(batch, HISTORICAL if source.mode == "historical" else LIVE)
+                    source.advance(done)
+                    if batch.late_s:
+                        self._late.append(batch.late_s)
+            if isinstance(source, HistoricalSource) and source.exhausted:
+                self._at_end(source)
+                if self.opts.exit_at_end:
+                    return self._finish(drain=True)
+                self.clock.sleep(0.05)
+            self._periodic()
+        return self._finish(drain=False)
+
+    def _at_end(self, source: HistoricalSource) -> None:
+        if not self._complete_logged:
+            self._complete_logged = True
+            self._save()
+            self.log.info("historical replay complete", records=source.total, seq=self.cp.next_seq)
+
+    def _save(self) -> None:
+        """Checkpoint, with the historical position as published so far."""
+        hist = self._sources.get("historical")
+        if isinstance(hist, HistoricalSource):
+            self.cp.pos = hist.pos
+        self.cp.save(self.state_dir)
+
+    def _periodic(self) -> None:
+        now = self.clock.now()
+        hist = self._sources.get("historical")
+        if now - self._last["checkpoint"] >= CHECKPOINT_EVERY:
+            self._last["checkpoint"] = now
+            self._save()
+        if (
+            self.opts.progress
+            and isinstance(hist, HistoricalSource)
+            and self.mode == "historical"
+            and now - self._last["progress"] >= PROGRESS_EVERY
+        ):
+            self._last["progress"] = now
+            self._progress(hist, now)
+        if now - self._last["stats"] >= STATS_EVERY:
+            self._last["stats"] = now
+            self.log.info("stats", **self.stats(now))
+
+    def stats(self, now: float) -> dict[str, Any]:
+        t0, n0 = self._stats_base
+        self._stats_base = (now, self.published)
+        consumers = self.writer.consumers()
+        lag = max((c["lag"] for c in consumers), default=0)
+        fields: dict[str, Any] = {
+            "mode": self.mode,
+            "records_per_s": round((self.published - n0) / max(now - t0, 1e-9)),
+            "published": self.published,
+            "seq": self.cp.next_seq,
+            "consumers": len(consumers),
+            "ring_fill": f"{min(lag, self.writer.capacity) / self.writer.capacity:.1%}",
+            "slowest_lag": lag,
+            "rejected": self.rejects.count,
+        }
+        fields.update(self.lateness())
+        return fields
+
+    def lateness(self) -> dict[str, float]:
+        """Percentiles of how late batches were published at a finite speed, in ms."""
+        if not self._late:
+            return {}
+        late = np.array(self._late) * 1e3
+        return {"late_p50_ms": float(np.percentile(late, 50)),
+                "late_p99_ms": float(np.percentile(late, 99))}  # fmt: skip
+
+    def _progress(self, hist: HistoricalSource, now: float) -> None:
+        t0, n0 = self._stats_base
+        rate = (self.published - n0) / max(now - t0, 1e-9)
+        left = hist.total - hist.pos
+        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+        pct = hist.pos / max(hist.total, 1)
+        sys.stderr.write(f"\rhistorical {hist.pos}/{hist.total} ({pct:.0%}) "
+                         f"{rate:,.0f} rec/s ETA {eta}   ")  # fmt: skip
+        sys.stderr.flush()
+
+    def _finish(self, drain: bool) -> int:
+        for source in self._sources.values():
+            source.stop()
+        self._save()
+        if self.opts.progress:
+            sys.stderr.write("\n")
+        self.writer.end()
+        if drain:
+            self.log.info("end of stream published; waiting for consumers to read everything")
+            while not self.stopping and not self.writer.wait_drained(timeout=0.1):
+                pass
+        elif not self.writer.wait_drained(timeout=self.opts.drain_timeout):
+            behind = [c for c in self.writer.consumers() if c["lag"] > 0]
+            self.log.warning("consumers still behind at exit", consumers=len(behind))
+        summary = {"published": self.published, "seq": self.cp.next_seq,
+                   "rejected": self.rejects.count, **self.lateness()}  # fmt: skip
+        self.log.info("stopped", **summary)
+        return 0

@@ -1,0 +1,464 @@
+"""``python -m engine.feed``: a websocket server that plays a CSV as live JSON quotes.
+
+The CSV (live layout, contract section 1) is loaded once; rejected rows are logged with their
+file and line and skipped. One shared playback starts when the first client connects: every
+client gets the quotes sent from the moment it connected on (live semantics). ``--speed 1``
+follows the timestamps, ``--speed N`` N times faster, ``--speed max`` as fast as the clients
+take the frames (every send is awaited, so a slow client slows the feed instead of being
+buffered without bound). Quotes with the same timestamp go out together as one JSON array frame
+(``--frame array``, at most ``MAX_OBJECTS`` objects a frame) or one object a frame
+(``--frame object``). At the end the feed starts again with ``--loop``, else it keeps the
+clients connected but idle. SIGINT/SIGTERM close every client with code 1001 and exit 0.
+
+The encoding is pure and tested directly: ``format_timestamps``, ``encode_objects`` and
+``encode_frames`` turn table rows into the exact JSON of the contract's example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
+from pathlib import Path
+from typing import Literal, NoReturn
+
+import numpy as np
+import pyarrow as pa
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from common.log import get_logger
+from common.schema import REQUIRED_COLUMNS
+from engine.historical import InputError, load_historical
+
+log = get_logger("feed")
+
+PROG = "python -m engine.feed"
+DEFAULT_CSV = "data/live_sample.csv"
+#: Largest number of quote objects in one array frame (a bigger group is split).
+MAX_OBJECTS = 1000
+#: Rows encoded at a time during playback (memory stays flat for any file size).
+BLOCK_ROWS = 4096
+#: Seconds between progress lines.
+PROGRESS_INTERVAL = 5.0
+#: Rejected rows logged one by one before only the count is reported.
+MAX_LOGGED_REJECTS = 100
+
+FrameMode = Literal["array", "object"]
+
+_ws_logger = logging.getLogger("engine.feed.websockets")
+_ws_logger.addHandler(logging.NullHandler())
+_ws_logger.propagate = False
+
+
+# --- encoding (pure) --------------------------------------------------------------------------
+
+
+def format_timestamps(ns: np.ndarray) -> list[str]:
+    """int64 UTC nanoseconds as ``YYYY-MM-DD HH:MM:SS.ffffff``: at least 6 fraction digits,
+    more (up to 9) only when the value needs them, so the text parses back to the same ns.
+    Runs of equal values (quotes due together) are formatted once."""
+    ns = np.asarray(ns, dtype=np.int64)
+    n = len(ns)
+    if n == 0:
+        return []
+    heads = np.flatnonzero(ns[1:] != ns[:-1]) + 1
+    heads = np.concatenate([[0], heads])
+    distinct = ns[heads]
+    whole_us = (distinct % 1000 == 0).tolist()
+    text = np.datetime_as_string(distinct.astype("datetime64[ns]"), unit="ns")
+    chars = text.view("<U1").reshape(len(distinct), -1)
+    chars[:, 10] = " "  # YYYY-MM-DDTHH:MM:SS.fffffffff -> a space for the T
+    texts = text.tolist()
+    for i, s in enumerate(texts):
+        if s.startswith("NaT"):  # numpy reads the int64 minimum as "not a time"
+            s = _format_one(int(distinct[i]))
+        texts[i] = s[:-3] if whole_us[i] else s[:26] + s[26:].rstrip("0")
+    if len(heads) == n:
+        return texts
+    counts = np.diff(np.append(heads, n))
+    return np.repeat(np.array(texts, dtype=object), counts).tolist()
+
+
+def _format_one(ns: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS.fffffffff`` of one nanosecond time, without numpy."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    days, rest = divmod(secs, 86400)
+    date = (np.datetime64(0, "D") + np.timedelta64(days, "D")).astype(str)
+    return f"{date} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}.{frac:09d}"
+
+
+def _number_texts(values: np.ndarray) -> list[str]:
+    """Floats as JSON numbers (Python ``repr``); inf/-inf as JSON strings, which the contract
+    allows for numbers and JSON numbers cannot hold."""
+    texts = list(map(repr, values.tolist()))
+    finite = np.isfinite(values)
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            texts[i] = json.dumps(texts[i])  # "inf", "-inf", "nan"
+    return texts
+
+
+def _amount_texts(key: str, values: np.ndarray) -> list[str]:
+    """``, "key": value`` per row, or ``""`` where the amount is NaN (omitted)."""
+    prefix = f', "{key}": '
+    texts = [prefix + t for t in _number_texts(values)]
+    missing = np.isnan(values)
+    if missing.any():
+        for i in np.flatnonzero(missing).tolist():
+            texts[i] = ""
+    return texts
+
+
+def _ticker_texts(column: pa.ChunkedArray | pa.Array) -> list[str]:
+    """Tickers as JSON strings, escaping each distinct ticker once."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    escaped = np.array(
+        [json.dumps(t, ensure_ascii=False) for t in column.dictionary.to_pylist()] or [""],
+        dtype=object,
+    )
+    indices = column.indices.to_numpy(zero_copy_only=False)
+    return escaped[indices].tolist()
+
+
+def encode_objects(table: pa.Table) -> list[str]:
+    """One JSON object text per row of a ``TABLE_SCHEMA`` table, exactly as in the contract:
+    ``{"timestamp": "...", "ticker": "...", "bid_price": 1.5, "ask_price": 1.6,
+    "bid_amount": 2.0, "ask_amount": 3.0}``; NaN amounts are left out."""
+    if table.num_rows == 0:
+        return []
+    stamps = format_timestamps(table.column("timestamp").to_numpy())
+    tickers = _ticker_texts(table.column("ticker"))
+    bids = _number_texts(table.column("bid_price").to_numpy())
+    asks = _number_texts(table.column("ask_price").to_numpy())
+    bid_amounts = _amount_texts("bid_amount", table.column("bid_amount").to_numpy())
+    ask_amounts = _amount_texts("ask_amount", table.column("ask_amount").to_numpy())
+    return [
+        f'{{"timestamp": "{t}", "ticker": {k}, "bid_price": {b}, "ask_price": {a}{ba}{aa}}}'
+        for t, k, b, a, ba, aa in zip(
+            stamps, tickers, bids, asks, bid_amounts, ask_amounts, strict=True
+        )
+    ]
+
+
+def group_starts(timestamps: np.ndarray) -> np.ndarray:
+    """Start rows of the runs of equal timestamps (quotes due together), plus the end."""
+    ts = np.asarray(timestamps)
+    if len(ts) == 0:
+        return np.zeros(1, np.int64)
+    starts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
+    return np.concatenate([[0], starts, [len(ts)]]).astype(np.int64)
+
+
+def encode_frames(
+    table: pa.Table, frame: FrameMode = "array", max_objects: int = MAX_OBJECTS
+) -> list[tuple[int, bytes]]:
+    """``(timestamp_ns, frame)`` for the rows of ``table`` in order: in ``array`` mode one JSON
+    array per run of equal timestamps (split after ``max_objects``), in ``object`` mode one
+    object per frame. Frames are UTF-8 bytes to send as text."""
+    objects = encode_objects(table)
+    ts = table.column("timestamp").to_numpy()
+    if frame == "object":
+        return [(t, o.encode()) for t, o in zip(ts.tolist(), objects, strict=True)]
+    bounds = group_starts(ts).tolist()
+    frames = []
+    for start, end in pairwise(bounds):
+        t = int(ts[start])
+        for s in range(start, end, max_objects):
+            body = ", ".join(objects[s : min(end, s + max_objects)])
+            frames.append((t, f"[{body}]".encode()))
+    return frames
+
+
+def blocks(timestamps: np.ndarray, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` row ranges of about ``rows`` rows that never split a run of equal
+    timestamps."""
+    ts = np.asarray(timestamps)
+    n = len(ts)
+    start = 0
+    while start < n:
+        end = min(start + rows, n)
+        if end < n and ts[end] == ts[end - 1]:
+            end = int(np.searchsorted(ts, ts[end - 1], side="right"))
+        yield start, end
+        start = end
+
+
+def playback_order(table: pa.Table) -> pa.Table:
+    """``table`` in order of its own timestamps, equal timestamps in file order."""
+    ts = table.column("timestamp").to_numpy()
+    line = table.column("line").to_numpy()
+    later, same = ts[1:] > ts[:-1], ts[1:] == ts[:-1]
+    if bool(np.all(later | (same & (line[1:] > line[:-1])))):
+        return table
+    order = np.lexsort((line, ts))
+    return table.take(pa.array(order))
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class Feed:
+    """The shared playback and the set of connected clients."""
+
+    def __init__(
+        self, table: pa.Table, *, speed: float | None, loop: bool, frame: FrameMode
+    ) -> None:
+        """``speed`` None means as fast as the clients take the frames."""
+        self.table = table
+        self.speed = speed
+        self.loop = loop
+        self.frame: FrameMode = frame
+        self.clients: set[ServerConnection] = set()
+        self.first_client = asyncio.Event()
+        self.quotes_sent = 0
+        self.frames_sent = 0
+        self.passes = 0
+
+    async def handler(self, ws: ServerConnection) -> None:
+        """Hold a client until it goes; playback does the sending."""
+        peer = _peer(ws)
+        self.clients.add(ws)
+        log.info("client connected", peer=peer, clients=len(self.clients))
+        self.first_client.set()
+        try:
+            await ws.wait_closed()
+        finally:
+            self.clients.discard(ws)
+            code = ws.close_code
+            log.info(
+                "client disconnected",
+                peer=peer,
+                code=code if code is not None else "none",
+                clients=len(self.clients),
+            )
+
+    async def _send(self, frame: bytes) -> None:
+        clients = self.clients
+        if not clients:
+            return
+        if len(clients) == 1:
+            await _send_one(next(iter(clients)), frame)
+        else:
+            await asyncio.gather(*(_send_one(ws, frame) for ws in list(clients)))
+
+    async def play(self) -> None:
+        """Wait for the first client, then play the table (again and again with ``loop``)."""
+        await self.first_client.wait()
+        n = self.table.num_rows
+        log.info("playback started", quotes=n, speed=self.speed or "max", frame=self.frame)
+        ts_all = self.table.column("timestamp").to_numpy()
+        last_progress = time.monotonic()
+        while True:
+            self.passes += 1
+            t0_wall, t0_data = time.monotonic(), int(ts_all[0]) if n else 0
+            for start, end in blocks(ts_all):
+                for t, frame in encode_frames(self.table.slice(start, end - start), self.frame):
+                    if self.speed is not None:
+                        delay = t0_wall + (t - t0_data) / 1e9 / self.speed - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    await self._send(frame)
+                    self.frames_sent += 1
+                self.quotes_sent += end - start
+                await asyncio.sleep(0)  # let handshakes, closes and signals through
+                now = time.monotonic()
+                if now - last_progress >= PROGRESS_INTERVAL:
+                    last_progress = now
+                    self._progress("progress")
+            if not self.loop or n == 0:
+                break
+            self._progress("pass complete, starting again")
+        self._progress("feed complete")
+
+    def _progress(self, message: str) -> None:
+        log.info(
+            message,
+            quotes=self.quotes_sent,
+            frames=self.frames_sent,
+            passes=self.passes,
+            clients=len(self.clients),
+        )
+
+
+async def _send_one(ws: ServerConnection, frame: bytes) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(frame, text=True)
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else str(addr)
+
+
+async def serve_feed(feed: Feed, host: str, port: int) -> int:
+    """Serve until SIGINT/SIGTERM; returns the exit code."""
+    try:
+        server: Server = await serve(
+            feed.handler,
+            host,
+            port,
+            compression=None,
+            max_size=1 << 16,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=1,
+            logger=_ws_logger,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "address already in use (pick another --port)"
+        else:
+            why = str(exc.strerror or exc)
+        log.error(f"cannot listen on {host}:{port}: {why}", host=host, port=port)
+        return 1
+    address = server.sockets[0].getsockname() if server.sockets else (host, port)
+    log.info("listening", url=f"ws://{address[0]}:{address[1]}", host=address[0], port=address[1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    player = asyncio.create_task(feed.play())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({player, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if player.done() and not player.cancelled() and player.exception() is not None:
+        exc = player.exception()
+        log.error("playback failed", error=repr(exc))
+        stopper.cancel()
+        server.close()
+        await server.wait_closed()
+        return 1
+    await stop.wait()  # playback finished: stay up, clients idle, until a signal
+    log.info("stopping", clients=len(feed.clients), quotes=feed.quotes_sent)
+    player.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await player
+    server.close(close_connections=True)  # close code 1001 (going away)
+    try:
+        async with asyncio.timeout(3):
+            await server.wait_closed()
+    except TimeoutError:
+        log.warning("clients did not close in time")
+    log.info("stopped")
+    return 0
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one structured log line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        log.error(f"{message} (see {PROG} --help)")
+        sys.exit(2)
+
+
+def _speed(text: str) -> float | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'max', not {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), not {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m engine.feed`` argument parser."""
+    p = _Parser(
+        prog=PROG,
+        description="A websocket server that plays a CSV (live layout) as live JSON quotes, "
+        "at the pace of its timestamps, to any number of clients.",
+        epilog="Playback starts when the first client connects and is shared: a client gets the "
+        "quotes from the moment it connects. Exit codes: 0 stopped by SIGINT/SIGTERM, "
+        "1 runtime failure (e.g. port in use), 2 usage or input error.",
+    )
+    p.add_argument("--csv", default=DEFAULT_CSV, metavar="PATH",
+                   help=f"quotes to play (default: {DEFAULT_CSV})")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8765,
+                   help="port to listen on, 0 for any free one (default: 8765)")
+    p.add_argument("--speed", type=_speed, default=1.0, metavar="X|max",
+                   help="1 follows the timestamps, N is N times faster, max as fast as the "
+                        "clients read (default: 1)")
+    p.add_argument("--loop", action="store_true", help="start again at the end of the file")
+    p.add_argument("--frame", choices=("array", "object"), default="array",
+                   help="quotes with the same timestamp as one JSON array frame, or one object "
+                        "per frame (default: array)")
+    return p
+
+
+def _csv_path(text: str) -> Path:
+    path = Path(text)
+    if text == DEFAULT_CSV and not path.exists():  # run from elsewhere: the project's sample
+        path = Path(__file__).resolve().parent.parent / DEFAULT_CSV
+    return path
+
+
+def load_table(path: Path) -> pa.Table:
+    """The CSV's valid rows in playback order; rejected rows logged and counted.
+
+    Raises ``InputError`` for a file that cannot be used at all."""
+    parsed = load_historical(path, required=REQUIRED_COLUMNS["live"])
+    for rej in parsed.rejected[:MAX_LOGGED_REJECTS]:
+        log.warning("rejected row skipped", file=rej.source, line=rej.line, reason=rej.reason)
+    if parsed.rejected_count:
+        log.warning("rejected rows skipped", file=str(path), count=parsed.rejected_count)
+    table = playback_order(parsed.table)
+    log.info("loaded", file=str(path), quotes=table.num_rows, rejected=parsed.rejected_count)
+    return table
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return None
+    return uvloop.new_event_loop
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the feed; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    path = _csv_path(args.csv)
+    if not path.is_file():
+        log.error(f"--csv: no such file {str(path)!r}")
+        return 2
+    try:
+        table = load_table(path)
+    except InputError as exc:
+        log.error(str(exc))
+        return 2
+    feed = Feed(table, speed=args.speed, loop=args.loop, frame=args.frame)
+    factory = _loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve_feed(feed, args.host, args.port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Live websocket frames: parse and validate JSON quotes into an Arrow table (sans-I/O).
+
+A frame is one quote object or a JSON array of them (contract section 1). ``parse_frame`` never
+raises on bad input: what cannot be used comes back as ``Rejected`` items with a reason that
+names the field and the object's 1-based position in the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from common.schema import MAX_TICKER_BYTES
+from engine.historical import TABLE_SCHEMA
+from engine.rejects import Rejected, clip_raw
+from engine.timestamps import parse_timestamp
+
+# The same decimal grammar as the CSV reader (historical.NUMBER_RE), for numbers sent as text.
+_NUMBER_RE = re.compile(
+    r"[ \t]*([+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|(?i:inf|infinity)|(?i:nan)(?:\([0-9A-Za-z_]*\))?))[ \t]*"
+)
+_WORDS = re.compile(r"[+-]?(?i:inf|infinity)")
+_REQUIRED = ("timestamp", "ticker", "bid_price", "ask_price")
+
+
+_cached_timestamp = lru_cache(maxsize=4096)(parse_timestamp)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def _number(name: str, value: Any) -> float | str:
+    """A price or amount as float64, or the reason it is rejected."""
+    kind = type(value)
+    if kind is float:
+        if math.isinf(value):
+            return f"{name} does not fit float64"
+        return value  # JSON has no NaN: the decoder refuses the token
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return f"{name} does not fit float64"
+    if kind is str:
+        m = _NUMBER_RE.fullmatch(value)
+        if m is None:
+            return f"{name} is not a number ({value[:80]!r})"
+        number = float(m[1])
+        if number != number:
+            return f"{name} is not a number ({value[:80]!r})"
+        if math.isinf(number) and not _WORDS.fullmatch(m[1]):
+            return f"{name} does not fit float64 ({value[:80]!r})"
+        return number
+    if value is None:
+        return f"{name} is null"
+    if kind is bool:
+        return f"{name} is not a number ({json.dumps(value)})"
+    return f"{name} has the wrong type ({_json_type(value)})"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | str | dict | list):
+        return _TYPE_NAMES[type(value)]
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+_TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean"}
+
+
+def _raw(value: Any) -> str:
+    try:
+        return clip_raw(json.dumps(value, ensure_ascii=False, allow_nan=False))
+    except (ValueError, TypeError):
+        return clip_raw(repr(value))
+
+
+def _frame_text(data: str | bytes, max_bytes: int) -> tuple[str | None, str]:
+    """The frame as text, or None and the reason it is rejected."""
+    if isinstance(data, str):
+        size = len(data) if len(data) * 4 <= max_bytes else len(data.encode("utf-8", "replace"))
+        if size > max_bytes:
+            return None, f"frame is larger than {max_bytes} bytes ({size} bytes)"
+        return data, ""
+    data = bytes(data)
+    if len(data) > max_bytes:
+        return None, f"frame is larger than {max_bytes} bytes ({len(data)} bytes)"
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError as exc:
+        return None, f"frame is not valid UTF-8 (byte {exc.start})"
+
+
+def parse_frame(
+    data: str | bytes,
+    *,
+    source: str,
+    frame_no: int,
+    received_ns: int,
+    max_bytes: int = 1 << 20,
+) -> tuple[pa.Table | None, list[Rejected]]:
+    """Parse one websocket frame into records (``TABLE_SCHEMA``) and rejected objects.
+
+    Every record gets ``line = frame_no``, ``arrival = received_ns`` and a NaN latency (live
+    latency is ignored). Returns ``(None, rejects)`` when no object of the frame is valid.
+    """
+    text, why = _frame_text(data, max_bytes)
+    if text is None:
+        raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        return None, [Rejected(source, frame_no, why, clip_raw(raw))]
+    try:
+        doc = _decode(text)
+    except RecursionError:
+        return None, [Rejected(source, frame_no, "frame is nested too deeply", clip_raw(text))]
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge integers
+        reason = f"frame is not valid JSON ({exc})"
+        return None, [Rejected(source, frame_no, reason, clip_raw(text))]
+    if type(doc) is dict:
+        items: list[Any] = [doc]
+    elif type(doc) is list:
+        items = doc
+    else:
+        reason = f"frame is not a quote object or an array of them ({_json_type(doc)})"
+        return None, [Rejected(source, frame_no, reason, clip_raw(text))]
+
+    rows: list[tuple] = []
+    rejected: list[Rejected] = []
+    for i, obj in enumerate(items, 1):
+        row = _quote(obj)
+        if type(row) is tuple:
+            rows.append(row)
+        else:
+            rejected.append(Rejected(source, frame_no, f"{row} (object {i} of frame)", _raw(obj)))
+    if not rows:
+        return None, rejected
+    return _table(rows, frame_no, received_ns), rejected
+
+
+def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
+    """``(ticker, ns, bid, ask, bid_amount, ask_amount)`` of a quote object, or why it is bad."""
+    if type(obj) is not dict:
+        return f"item is not a quote object ({_json_type(obj)})"
+    try:
+        ts, ticker, bid, ask = obj["timestamp"], obj["ticker"], obj["bid_price"], obj["ask_price"]
+    except KeyError:
+        return "missing field " + repr(next(name for name in _REQUIRED if name not in obj))
+    if type(ts) is not str:
+        return f"timestamp has the wrong type ({_json_type(ts)})"
+    ns = _cached_timestamp(ts)
+    if type(ns) is str:
+        return f"timestamp {ns} ({ts[:80]!r})"
+    if type(ticker) is not str:
+        return f"ticker has the wrong type ({_json_type(ticker)})"
+    try:
+        size = len(ticker.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "ticker is not valid UTF-8"
+    if not 0 < size <= MAX_TICKER_BYTES:
+        if size == 0:
+            return "ticker is empty"
+        return f"ticker is longer than {MAX_TICKER_BYTES} bytes ({size} bytes: {ticker[:80]!r})"
+    if type(bid) is not float or not -math.inf < bid < math.inf:
+        bid = _number("bid_price", bid)
+        if type(bid) is str:
+            return bid
+    if type(ask) is not float or not -math.inf < ask < math.inf:
+        ask = _number("ask_price", ask)
+        if type(ask) is str:
+            return ask
+    bid_amount, ask_amount = obj.get("bid_amount"), obj.get("ask_amount")
+    if type(bid_amount) is not float:
+        bid_amount = math.nan if bid_amount is None else _number("bid_amount", bid_amount)
+        if type(bid_amount) is str:
+            return bid_amount
+    elif not -math.inf < bid_amount < math.inf:
+        return "bid_amount does not fit float64"
+    if type(ask_amount) is not float:
+        ask_amount = math.nan if ask_amount is None else _number("ask_amount", ask_amount)
+        if type(ask_amount) is str:
+            return ask_amount
+    elif not -math.inf < ask_amount < math.inf:
+        return "ask_amount does not fit float64"
+    return ticker, ns, bid, ask, bid_amount, ask_amount
+
+
+def _table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table:
+    n = len(rows)
+    tickers, stamps, *numbers = zip(*rows, strict=True)
+    if n == 1:
+        ticker = pa.DictionaryArray.from_arrays(_ZERO, pa.array(tickers, pa.string()))
+    else:
+        ticker = pa.array(tickers, pa.string()).dictionary_encode()
+    floats = pa.array(np.array(numbers, np.float64).ravel())
+    columns = [
+        pa.repeat(pa.scalar(frame_no, pa.int64()), n),
+        ticker,
+        pa.array(np.array(stamps, np.int64)),
+        pa.repeat(pa.scalar(received_ns, pa.int64()), n),
+        pa.repeat(_NAN, n),
+        *(floats.slice(k * n, n) for k in range(4)),
+    ]
+    return pa.Table.from_arrays(columns, schema=TABLE_SCHEMA)
+
+
+_ZERO = pa.array([0], pa.int32())
+_NAN = pa.scalar(float("nan"), pa.float64())

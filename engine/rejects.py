@@ -1,0 +1,94 @@
+"""Rejected input rows: what was wrong with each, and the ``rejected_rows.csv`` log of them."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+#: File name of the reject log inside the state directory (contract section 4).
+REJECT_FILE = "rejected_rows.csv"
+HEADER = ("source", "line", "reason", "raw")
+#: Raw text longer than this is cut (with a marker) before it is stored.
+RAW_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One input row or live object that was not published, and why.
+
+    ``source`` is the file path or websocket URL; ``line`` the 1-based physical line of the file
+    (the header is line 1) or the live frame number; ``reason`` names the field and bad value.
+    """
+
+    source: str
+    line: int
+    reason: str
+    raw: str
+
+
+def clip_raw(text: str) -> str:
+    """``text`` cut to at most ``RAW_LIMIT`` characters, marking a cut with ``...``."""
+    return text if len(text) <= RAW_LIMIT else text[: RAW_LIMIT - 3] + "..."
+
+
+class RejectLog:
+    """Appends rejected rows to ``<state_dir>/rejected_rows.csv`` and counts them.
+
+    The header is written once, when the file is new or empty. Every ``append`` call is flushed
+    before it returns.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(state_dir) / REJECT_FILE
+        self.count = 0
+        self._file: IO[str] | None = None
+        self._writer: csv.DictWriter[str] | None = None
+
+    def _open(self) -> csv.DictWriter[str]:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(  # noqa: SIM115
+                self.path, "a", newline="", encoding="utf-8", errors="backslashreplace"
+            )
+            self._writer = csv.DictWriter(self._file, HEADER, lineterminator="\n")
+            if self._file.tell() == 0:
+                self._writer.writeheader()
+        return self._writer
+
+    def append(self, rows: Iterable[Rejected]) -> int:
+        """Write ``rows``, flush, and return how many were written."""
+        writer = None
+        n = 0
+        for row in rows:
+            writer = writer or self._open()
+            writer.writerow(
+                {"source": row.source, "line": row.line, "reason": row.reason, "raw": row.raw}
+            )
+            n += 1
+        if n and self._file is not None:
+            self._file.flush()
+        self.count += n
+        return n
+
+    def close(self) -> None:
+        """Close the file; a later ``append`` reopens it."""
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._writer = None
+
+    def __enter__(self) -> RejectLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,152 @@
+"""Sources of quotes behind one interface: each yields batches of records in the ring's columns.
+
+The engine core (pacing aside) knows nothing of CSV files or sockets: it asks the source of the
+current mode for the next batch, publishes it, and tells the source how much was published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from engine.pacing import Clock, Pacer
+from engine.rejects import Rejected
+
+#: The record columns a source provides (the engine adds seq, mode and pos).
+RECORD_COLUMNS = (
+    "ticker", "timestamp", "arrival", "latency",
+    "bid_price", "ask_price", "bid_amount", "ask_amount",
+)  # fmt: skip
+
+
+@dataclass
+class SourceBatch:
+    """Records to publish: ring columns (ticker as Arrow strings or dictionary, the rest numpy),
+    historical table positions (None for live), and the inputs rejected on the way."""
+
+    columns: dict[str, Any]
+    positions: np.ndarray | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+    late_s: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.columns["timestamp"])
+
+
+def columns_of(table: pa.Table) -> dict[str, Any]:
+    """The record columns of a parsed table (``engine.historical.TABLE_SCHEMA``)."""
+    out: dict[str, Any] = {}
+    for name in RECORD_COLUMNS:
+        col = table.column(name).combine_chunks()
+        out[name] = col if name == "ticker" else col.to_numpy(zero_copy_only=False)
+    return out
+
+
+class Source(Protocol):
+    """What the engine needs of a source."""
+
+    mode: str
+
+    def start(self) -> None:
+        """Become the active source (historical: re-anchor pacing; live: connect)."""
+
+    def stop(self) -> None:
+        """Stop being the active source (live: disconnect)."""
+
+    def poll(self, timeout: float) -> SourceBatch | None:
+        """The next due batch, waiting up to ``timeout`` seconds; None if nothing is due."""
+
+    def advance(self, n: int) -> None:
+        """The first ``n`` records of the last batch were published."""
+
+
+class HistoricalSource:
+    """A parsed, arrival-sorted table replayed from ``pos`` at a speed.
+
+    Publishes everything due in one batch (at most ``max_batch``), then sleeps until the next
+    record is due: no per-record sleeps.
+    """
+
+    mode = "historical"
+
+    def __init__(
+        self,
+        table: pa.Table,
+        *,
+        pos: int,
+        speed: float | None,
+        clock: Clock,
+        max_batch: int = 65536,
+    ) -> None:
+        self._cols = columns_of(table)
+        self._arrival = self._cols["arrival"]
+        self.total = table.num_rows
+        self.pos = min(pos, self.total)
+        self.pacer = Pacer(speed, clock)
+        self._clock = clock
+        self._max_batch = max_batch
+
+    @property
+    def exhausted(self) -> bool:
+        return self.pos >= self.total
+
+    def start(self) -> None:
+        if not self.exhausted:
+            self.pacer.anchor(int(self._arrival[self.pos]))
+
+    def stop(self) -> None:
+        pass
+
+    def poll(self, timeout: float) -> SourceBatch | None:
+        if self.exhausted:
+            return None
+        first = int(self._arrival[self.pos])
+        wait = self.pacer.seconds_until(first)
+        if wait > 0:
+            self._clock.sleep(min(wait, timeout))
+            if self.pacer.seconds_until(first) > 0:
+                return None
+        limit = min(self.total, self.pos + self._max_batch)
+        due = max(self.pacer.due_until(), first)  # all records sharing the first's arrival
+        end = self.pos + int(np.searchsorted(self._arrival[self.pos : limit], due, side="right"))
+        late = -self.pacer.seconds_until(first) if self.pacer.speed is not None else 0.0
+        sl = slice(self.pos, end)
+        columns = {k: v.slice(self.pos, end - self.pos) if k == "ticker" else v[sl]
+                   for k, v in self._cols.items()}  # fmt: skip
+        return SourceBatch(columns, np.arange(self.pos, end, dtype=np.int64), late_s=late)
+
+    def advance(self, n: int) -> None:
+        self.pos += n
+
+
+class TableSource:
+    """Adapts a source of parsed tables and rejects (the live client) to :class:`Source`."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.mode = inner.mode
+        self._empty: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        self._inner.start()
+
+    def stop(self) -> None:
+        self._inner.stop()
+
+    def poll(self, timeout: float) -> SourceBatch | None:
+        table, rejected = self._inner.poll(timeout)
+        if table is None:
+            if not rejected:
+                return None
+            if self._empty is None:
+                from engine.historical import TABLE_SCHEMA
+
+                self._empty = columns_of(TABLE_SCHEMA.empty_table())
+            return SourceBatch(dict(self._empty), rejected=rejected)
+        return SourceBatch(columns_of(table), rejected=rejected)
+
+    def advance(self, n: int) -> None:
+        """Live records cannot be asked for again: what was not published is gone (logged)."""
