@@ -7,8 +7,10 @@ checkpointing neither repeats nor skips a record.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,49 @@ class Checkpoint:
                 and cp.pos >= 0 and isinstance(cp.stream, int)):  # fmt: skip
             raise CheckpointError(f"{path}: bad checkpoint values; delete it")
         return cp
+
+
+class BackgroundSaver:
+    """Writes checkpoints on a thread of its own, so an fsync never delays a paced publish.
+
+    Only the latest snapshot handed over is written; :meth:`flush` waits until it is.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self._dir = state_dir
+        self._pending: Checkpoint | None = None
+        self._cond = threading.Condition()
+        self._busy = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def submit(self, cp: Checkpoint) -> None:
+        with self._cond:
+            self._pending = dataclasses.replace(cp)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None:
+                    self._cond.wait()
+                cp, self._pending, self._busy = self._pending, None, True
+            try:
+                cp.save(self._dir)
+            except BaseException as exc:  # surfaced to the engine loop by flush()
+                self.error = exc
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every submitted checkpoint is on disk; re-raise a failed write."""
+        with self._cond:
+            while self._pending is not None or self._busy:
+                self._cond.wait()
+        if self.error is not None:
+            raise self.error
 
 
 def recover(cp: Checkpoint, left: Salvage | None) -> tuple[Checkpoint, bool]:

@@ -22,6 +22,7 @@ from engine.checkpoint import Checkpoint, CheckpointError, recover
 from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
 from engine.historical import InputError
+from engine.live import LiveSource, check_url
 from engine.pacing import SystemClock
 from engine.rejects import RejectLog
 from engine.sources import HistoricalSource, TableSource
@@ -124,6 +125,10 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_url(args.live_url)
+    except ValueError as exc:
+        raise UsageError(f"--live-url: {exc}") from exc
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     control = ModeControl(Path(args.control_file or state_dir / "mode"), log)
@@ -149,8 +154,6 @@ def run(args: argparse.Namespace) -> int:
         return HistoricalSource(parsed.table, pos=cp.pos, speed=args.speed, clock=clock)
 
     def make_live() -> Any:
-        from engine.live import LiveSource
-
         return TableSource(LiveSource(args.live_url))
 
     historical = make_historical() if args.mode == "historical" else None

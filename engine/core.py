@@ -20,7 +20,7 @@ import pyarrow as pa
 import ringbuffer
 from common.log import Logger
 from common.schema import HISTORICAL, LIVE
-from engine.checkpoint import Checkpoint
+from engine.checkpoint import BackgroundSaver, Checkpoint
 from engine.control import ModeControl
 from engine.pacing import Clock
 from engine.rejects import RejectLog
@@ -78,6 +78,7 @@ class Engine:
         self._complete_logged = False
         self._last = {"stats": 0.0, "checkpoint": 0.0, "progress": 0.0}
         self._stats_base = (0.0, 0)
+        self._saver = BackgroundSaver(state_dir)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -193,19 +194,22 @@ class Engine:
             self._save()
             self.log.info("historical replay complete", records=source.total, seq=self.cp.next_seq)
 
-    def _save(self) -> None:
-        """Checkpoint, with the historical position as published so far."""
+    def _save(self, wait: bool = True) -> None:
+        """Checkpoint, with the historical position as published so far; ``wait=False`` leaves
+        the write to the background saver (periodic checkpoints are only hints)."""
         hist = self._sources.get("historical")
         if isinstance(hist, HistoricalSource):
             self.cp.pos = hist.pos
-        self.cp.save(self.state_dir)
+        self._saver.submit(self.cp)
+        if wait:
+            self._saver.flush()
 
     def _periodic(self) -> None:
         now = self.clock.now()
         hist = self._sources.get("historical")
         if now - self._last["checkpoint"] >= CHECKPOINT_EVERY:
             self._last["checkpoint"] = now
-            self._save()
+            self._save(wait=False)
         if (
             self.opts.progress
             and isinstance(hist, HistoricalSource)

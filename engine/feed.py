@@ -4,11 +4,13 @@ The CSV (live layout, contract section 1) is loaded once; rejected rows are logg
 file and line and skipped. One shared playback starts when the first client connects: every
 client gets the quotes sent from the moment it connected on (live semantics). ``--speed 1``
 follows the timestamps, ``--speed N`` N times faster, ``--speed max`` as fast as the clients
-take the frames (every send is awaited, so a slow client slows the feed instead of being
-buffered without bound). Quotes with the same timestamp go out together as one JSON array frame
-(``--frame array``, at most ``MAX_OBJECTS`` objects a frame) or one object a frame
-(``--frame object``). At the end the feed starts again with ``--loop``, else it keeps the
-clients connected but idle. SIGINT/SIGTERM close every client with code 1001 and exit 0.
+take the frames. Every send is awaited, so a slow client slows the feed for everyone instead of
+being buffered without bound; keepalive pings carry no pong deadline, so a client that stops
+reading under backpressure is held, not cut off. Quotes with the same timestamp go out together
+as one JSON array frame (``--frame array``, at most ``MAX_OBJECTS`` objects a frame) or one
+object a frame (``--frame object``). At the end the feed starts again with ``--loop``, else it
+keeps the clients connected but idle. SIGINT/SIGTERM close every client with code 1001 and
+exit 0.
 
 The encoding is pure and tested directly: ``format_timestamps``, ``encode_objects`` and
 ``encode_frames`` turn table rows into the exact JSON of the contract's example.
@@ -313,7 +315,7 @@ async def serve_feed(feed: Feed, host: str, port: int) -> int:
             compression=None,
             max_size=1 << 16,
             ping_interval=20,
-            ping_timeout=20,
+            ping_timeout=None,  # a client that stops reading holds the feed, it is not cut off
             close_timeout=1,
             logger=_ws_logger,
         )

@@ -1,7 +1,7 @@
 """Historical CSV quotes: parse, validate and sort by arrival time into one Arrow table.
 
 ``parse_historical`` is pure (bytes in, table and rejected rows out); ``load_historical`` reads
-a file by memory-mapping it. Rows are rejected as contract section 1 says; the rest are sorted by
+a file. Rows are rejected as contract section 1 says; the rest are sorted by
 ``arrival = timestamp + latency`` with a stable sort, so equal arrivals keep their file order.
 """
 
@@ -98,15 +98,19 @@ def load_historical(
     *,
     required: Sequence[str] = REQUIRED_COLUMNS["historical"],
 ) -> Parsed:
-    """Parse the CSV file at ``path`` (memory-mapped); see ``parse_historical``."""
+    """Parse the CSV file at ``path``; see ``parse_historical``. Raises ``InputError`` when the
+    file cannot be read or lacks a required column."""
     source = os.fspath(path)
     try:
-        if os.path.getsize(source) == 0:
-            return parse_historical(b"", source, required=required)
-        with pa.memory_map(source) as mm:
-            return _parse(mm.read_buffer(), source, required)
+        data = _Data(path=source)
     except OSError as exc:
         raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        return _parse(data, source, required)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+    finally:
+        data.close()
 
 
 def parse_historical(
@@ -121,28 +125,36 @@ def parse_historical(
     when ``required`` does not name it) latency is NaN and arrival equals timestamp.
     Raises ``MissingColumn`` when a required column is absent.
     """
-    return _parse(pa.py_buffer(data), source, list(required))
+    return _parse(_Data(pa.py_buffer(data)), source, list(required))
 
 
 def latency_ns(latency_ms: np.ndarray) -> np.ndarray:
     """Non-negative latencies in milliseconds as int64 nanoseconds, rounded, saturating.
 
-    Whole milliseconds convert exactly; only the sub-millisecond part goes through a float.
+    Whole milliseconds convert exactly and the sub-millisecond part is rounded on its own, so
+    nothing is lost to float precision below 9e9 ms (104 days); beyond, int64 takes over.
     """
-    big = ~(latency_ms < 9.2e12)  # int64 nanoseconds end near 9.22e12 ms; also inf
-    if big.any():
-        latency_ms = np.where(big, 0.0, latency_ms)
     whole = np.floor(latency_ms)
-    frac = np.subtract(latency_ms, whole)
-    frac *= 1e6
-    np.rint(frac, out=frac)
-    ns = whole.astype(np.int64)
+    with np.errstate(invalid="ignore"):  # inf - inf: such rows are redone below
+        ns = np.subtract(latency_ms, whole)
+    ns *= 1e6
+    np.rint(ns, out=ns)
+    big = ~(whole < 9e9)  # also inf
+    whole *= 1e6  # exact: an integer below 2**53
+    ns += whole  # exact for the same reason
     del whole
-    ns *= 1_000_000
-    ns += frac.astype(np.int64)
     if big.any():
-        ns[big] = INT64_MAX
-    return ns
+        ns[big] = 0.0
+    out = ns.astype(np.int64)
+    del ns
+    if big.any():
+        lat = latency_ms[big]
+        fits = lat < 9.2e12  # int64 nanoseconds end near 9.22e12 ms
+        lat = np.where(fits, lat, 0.0)
+        part = np.floor(lat)
+        exact = part.astype(np.int64) * 1_000_000 + np.rint((lat - part) * 1e6).astype(np.int64)
+        out[big] = np.where(fits, exact, INT64_MAX)
+    return out
 
 
 def arrival_ns(timestamp: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
@@ -157,20 +169,48 @@ def arrival_ns(timestamp: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _header(raw: np.ndarray) -> list[str]:
+class _Data:
+    """The input's bytes: in memory, or a file read with ``pread`` (not memory-mapped: in this
+    VM faulting a mapped file in page by page costs more CPU than copying it)."""
+
+    def __init__(self, buf: pa.Buffer | None = None, path: str | None = None) -> None:
+        self._buf, self._path = buf, path
+        self._fd = os.open(path, os.O_RDONLY) if path is not None else None
+        self.size = buf.size if buf is not None else os.fstat(self._fd).st_size  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def reader(self) -> pa.NativeFile:
+        """A fresh stream over all the bytes (no decompression by file name)."""
+        return pa.BufferReader(self._buf) if self._buf is not None else pa.OSFile(self._path)
+
+    def read(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        if self._buf is not None:
+            return self._buf.slice(start, max(0, end - start)).to_pybytes()
+        return os.pread(self._fd, max(0, end - start), start)  # type: ignore[arg-type]
+
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        for pos in range(0, self.size, _BLOCK):
+            yield pos, np.frombuffer(self.read(pos, pos + _BLOCK), np.uint8)
+
+
+def _header(data: _Data) -> list[str]:
     """Lower-cased, stripped column names of the first line."""
-    end = len(raw)
-    for start in range(0, len(raw), 1 << 16):
-        hits = np.flatnonzero(raw[start : start + (1 << 16)] == 10)
-        if len(hits):
-            end = start + int(hits[0])
+    head = b""
+    for _, block in data.blocks():
+        head += block.tobytes()
+        if b"\n" in head:
             break
-    line = raw[:end].tobytes().decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
-    return [f.strip().lower() for f in (_field_list(line) or [])]
+    line = head.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
+    return [f.strip().lower() for f in _field_list(line)]
 
 
 def _read_csv(
-    buf: pa.Buffer, ncols: int, cols: dict[str, int], text_numbers: bool, threads: bool
+    data: _Data, ncols: int, cols: dict[str, int], text_numbers: bool, threads: bool
 ) -> tuple[pa.Table, list[pcsv.InvalidRow]]:
     names = [f"c{i}" for i in range(ncols)]
     number = pa.binary() if text_numbers else pa.float64()
@@ -185,7 +225,7 @@ def _read_csv(
 
     with _quiet_handler_errors():
         table = pcsv.read_csv(
-            pa.BufferReader(buf),
+            data.reader(),
             read_options=pcsv.ReadOptions(
                 column_names=names, skip_rows=1, block_size=_BLOCK, use_threads=threads
             ),
@@ -198,6 +238,7 @@ def _read_csv(
                 null_values=[""],
                 strings_can_be_null=True,
             ),
+            memory_pool=pa.system_memory_pool(),  # in this VM mimalloc's page resets cost more
         )
     return table.rename_columns(list(cols)), skipped
 
@@ -219,7 +260,7 @@ def _quiet_handler_errors() -> Iterator[None]:
 
 
 def _read(
-    buf: pa.Buffer, source: str, ncols: int, cols: dict[str, int]
+    data: _Data, source: str, ncols: int, cols: dict[str, int]
 ) -> tuple[pa.Table, list[pcsv.InvalidRow], bool]:
     """The table in file order, the rows Arrow skipped (ragged), with their line numbers, and
     whether invalid UTF-8 had to be replaced by NUL bytes first."""
@@ -227,30 +268,25 @@ def _read(
     while True:
         try:
             try:
-                table, skipped = _read_csv(buf, ncols, cols, text_numbers, True)
+                table, skipped = _read_csv(data, ncols, cols, text_numbers, True)
             except pa.ArrowInvalid as exc:
                 if "conversion error" not in str(exc) or text_numbers:
                     raise
                 text_numbers = True  # a number that does not parse: read numbers as text
-                table, skipped = _read_csv(buf, ncols, cols, True, True)
+                table, skipped = _read_csv(data, ncols, cols, True, True)
             if skipped:  # only a single-threaded read numbers the skipped rows
-                table, skipped = _read_csv(buf, ncols, cols, text_numbers, False)
+                table, skipped = _read_csv(data, ncols, cols, text_numbers, False)
             return table, skipped, cleaned
         except pa.ArrowException as exc:
             # Arrow cannot hand a ragged row with invalid UTF-8 to the handler: replace such
             # bytes by NUL (line numbers stay) and try once more; a NUL ticker is rejected.
-            if cleaned or "parse error" not in str(exc) or _is_utf8(buf):
+            whole = data.read(0, data.size) if not cleaned and "parse error" in str(exc) else b""
+            try:
+                whole.decode("utf-8")
                 raise InputError(f"{source}: cannot read CSV ({exc})") from exc
-            buf = pa.py_buffer(bytes(buf).decode("utf-8", "quote_replay.nul").encode("utf-8"))
-            cleaned = True
-
-
-def _is_utf8(buf: pa.Buffer) -> bool:
-    try:
-        memoryview(buf).tobytes().decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+            except UnicodeDecodeError:
+                data = _Data(pa.py_buffer(whole.decode("utf-8", "quote_replay.nul").encode()))
+                cleaned = True
 
 
 def _nul(exc: UnicodeError) -> tuple[str, int]:
@@ -268,16 +304,16 @@ def _line_numbers(rows: np.ndarray, skipped_lines: np.ndarray) -> np.ndarray:
     return rows + 2 + np.searchsorted(gaps, rows, side="right")
 
 
-def _line_texts(raw: np.ndarray, lines: Sequence[int]) -> dict[int, str]:
-    """Text of the given physical lines (1-based) of ``raw``, without the line end."""
+def _line_texts(data: _Data, lines: Sequence[int]) -> dict[int, str]:
+    """Text of the given physical lines (1-based), without the line end."""
     need = np.unique(np.asarray(lines, np.int64))
     if not len(need):
         return {}
     want = np.union1d(need, need + 1)  # a line ends where the next one starts
     start = np.where(want == 1, 0, -1)  # byte offset where each wanted line starts
     seen = 0  # newlines before the current block
-    for pos in range(0, len(raw), _BLOCK):
-        nl = np.flatnonzero(raw[pos : pos + _BLOCK] == 10)
+    for pos, block in data.blocks():
+        nl = np.flatnonzero(block == 10)
         j = want - 2 - seen  # line k starts after newline number k - 1 (0-based: k - 2)
         hit = (j >= 0) & (j < len(nl))
         start[hit] = pos + nl[j[hit]] + 1
@@ -288,8 +324,8 @@ def _line_texts(raw: np.ndarray, lines: Sequence[int]) -> dict[int, str]:
     out = {}
     for k in need.tolist():
         if where[k] >= 0:
-            end = where[k + 1] - 1 if where[k + 1] >= 0 else len(raw)
-            text = raw[where[k] : end].tobytes().decode("utf-8", "replace").rstrip("\r")
+            end = where[k + 1] - 1 if where[k + 1] >= 0 else data.size
+            text = data.read(where[k], end).decode("utf-8", "replace").rstrip("\r")
             out[k] = clip_raw(text)
     return out
 
@@ -398,9 +434,8 @@ def _code_field(code: int) -> str:
 # --- the whole parse --------------------------------------------------------------------------
 
 
-def _parse(buf: pa.Buffer, source: str, required: Sequence[str]) -> Parsed:
-    raw = np.frombuffer(buf, np.uint8) if buf.size else np.zeros(0, np.uint8)
-    names = _header(raw)
+def _parse(data: _Data, source: str, required: Sequence[str]) -> Parsed:
+    names = _header(data)
     index: dict[str, int] = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)
@@ -408,11 +443,11 @@ def _parse(buf: pa.Buffer, source: str, required: Sequence[str]) -> Parsed:
     if missing:
         raise MissingColumn(source, list(dict.fromkeys(missing)))
     cols = {c: index[c] for c in _FIELDS if c in index}
-    table, skipped, cleaned = _read(buf, source, len(names), cols)
+    table, skipped, cleaned = _read(data, source, len(names), cols)
 
     # With ignore_empty_lines=False Arrow numbers skipped rows by physical line; blank lines
     # come through as rows of nulls and are dropped without a reject.
-    original = _line_texts(raw, [row.number for row in skipped]) if cleaned else {}
+    original = _line_texts(data, [row.number for row in skipped]) if cleaned else {}
     rejected = [
         Rejected(
             source,
@@ -427,7 +462,7 @@ def _parse(buf: pa.Buffer, source: str, required: Sequence[str]) -> Parsed:
     bad_rows = np.flatnonzero(code)
     if len(bad_rows):
         lines = _line_numbers(bad_rows, skipped_lines)
-        texts = _line_texts(raw, lines.tolist())
+        texts = _line_texts(data, lines.tolist())
         for c, line in zip(code[bad_rows].tolist(), lines.tolist(), strict=True):
             text = texts.get(line)
             if text is not None and not text.strip():
@@ -450,44 +485,54 @@ def _sorted_table(
     numbers: _Numbers,
     skipped_lines: np.ndarray,
 ) -> pa.Table:
-    """The valid rows sorted by arrival, one column at a time to keep the memory peak low."""
+    """The valid rows sorted by arrival.
 
-    def take(name: str, rows: np.ndarray) -> np.ndarray:
-        column = numbers.pop(name)
-        if isinstance(column, pa.ChunkedArray):
-            column = column.to_numpy()
-        return column[rows]
-
+    Each column is permuted into the buffer the previous one vacated, so the whole sort
+    allocates one new column's worth of memory (fresh pages are costly in this VM).
+    """
     ok = None
     if len(bad_rows):
         keep = np.ones(len(ts), bool)
         keep[bad_rows] = False
         ok = np.flatnonzero(keep)
-        ts = ts[ok]
-    latency = take("latency", ok) if ok is not None else _array(numbers.pop("latency"))
+    latency = _array(numbers.pop("latency"))
+    if ok is not None:
+        ts, latency = ts[ok], latency[ok]
     arrival = arrival_ns(ts, latency) if not np.isnan(latency).all() else ts.copy()
     order = np.argsort(arrival, kind="stable")
     rows = order if ok is None else ok[order]
     del ok
+    spare = [np.empty(len(order), np.int64)]
+
+    def permute(values: np.ndarray, index: np.ndarray) -> pa.Array:
+        out = spare.pop().view(values.dtype)[: len(index)]
+        np.take(values, index, out=out, mode="clip")  # "clip" does not buffer
+        if values.flags.owndata and values.flags.writeable and values.itemsize == 8:
+            spare.append(values.view(np.int64))  # free to reuse from now on
+        else:
+            spare.append(np.empty(len(order), np.int64))
+        return pa.array(out)
+
     columns: dict[str, pa.Array] = {
-        "line": pa.array(_line_numbers(rows, skipped_lines)),
-        "timestamp": pa.array(ts[order]),
-        "arrival": pa.array(arrival[order]),
-        "latency": pa.array(latency[order]),
+        "timestamp": permute(ts, order),
+        "arrival": permute(arrival, order),
+        "latency": permute(latency, order),
     }
     del ts, arrival, latency
+    for name in ("bid_price", "ask_price", *OPTIONAL_COLUMNS):
+        columns[name] = permute(_array(numbers.pop(name)), rows)
     tick = tick_index[rows]
     used = np.bincount(tick, minlength=len(dictionary)) > 0
     remap = np.cumsum(used, dtype=np.int32) - 1
     columns["ticker"] = pa.DictionaryArray.from_arrays(
         pa.array(remap[tick], pa.int32()), dictionary.filter(pa.array(used)).cast(pa.string())
     )
-    for name in ("bid_price", "ask_price", *OPTIONAL_COLUMNS):
-        columns[name] = pa.array(take(name, rows))
+    columns["line"] = pa.array(_line_numbers(rows, skipped_lines))
     return pa.Table.from_arrays([columns[f.name] for f in TABLE_SCHEMA], schema=TABLE_SCHEMA)
 
 
 def _array(column: pa.ChunkedArray | np.ndarray) -> np.ndarray:
+    """A float column as one array (NaN where null)."""
     return column.to_numpy() if isinstance(column, pa.ChunkedArray) else column
 
 

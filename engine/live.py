@@ -6,6 +6,9 @@ together with the rejects of the same frames, through a bounded queue that the e
 with ``poll``. The thread runs its own asyncio loop (uvloop when installed), never raises, and
 reconnects with exponential backoff and full jitter after any failure.
 
+Batching: a batch is handed over when it holds ``batch_records`` records (rejects count too),
+``batch_interval`` seconds after its first record, when the connection ends, and on ``stop``.
+
 Flow control: at most ``max_pending`` batches wait for ``poll``. When the engine stops polling
 (e.g. blocked on a full ring), the reader stops calling ``recv``; websockets then stops reading
 the socket once its own small frame buffer is full, and TCP holds the server. Nothing is dropped.
@@ -309,6 +312,9 @@ class LiveSource:
             await _close(ws)
             self._disconnected(reason, records_before)
             down_since = time.monotonic()
+            if self._batch_size:  # hand over what arrived before the drop, then reconnect
+                await self._wait_room()
+                self._flush()
             if self._stats["frames"] > frames_before:
                 attempt = 0  # a connection that delivered something resets the backoff
             if self._stopping.is_set():

@@ -85,6 +85,7 @@ class Reader:
         self._pos = 0  # sequence after the last record returned
         self._released = 0
         self._release_on_read = True
+        self._next_reset_check = time.monotonic() + _RESET_CHECK_EVERY
         self.closed = False
 
     # -- attaching -------------------------------------------------------------------------
@@ -196,9 +197,14 @@ class Reader:
         self._pos += n
         return self._batch(at, n)
 
+    def replaced(self) -> bool:
+        """True once a new writer has created a ring of this name (this one is finished)."""
+        if int(self._v.state[0]) == SUPERSEDED:
+            return True
+        return self._path.exists() and not shm.same_file(self._fd, self._path)
+
     def _await(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
-        next_check = time.monotonic() + _RESET_CHECK_EVERY
         attempt = 0
         while True:
             available = int(self._v.words[CURSOR]) - self._pos
@@ -209,12 +215,12 @@ class Reader:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return 0
-            if now >= next_check:
-                next_check = now + _RESET_CHECK_EVERY
+            if now >= self._next_reset_check:  # kept across calls: short timeouts check too
+                self._next_reset_check = now + _RESET_CHECK_EVERY
                 self._check()
                 if int(self._v.state[0]) == CLOSED:
                     raise RingReset(f"ring {self.name!r} was closed without ending the stream")
-                if not shm.same_file(self._fd, self._path) and self._path.exists():
+                if self.replaced():
                     raise RingReset(f"ring {self.name!r} was replaced; attach again")
             self._wait.pause(attempt)
             attempt += 1
@@ -223,9 +229,7 @@ class Reader:
         """After the end of stream: wait until a new writer creates a ring of this name (attach
         again then); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while shm.same_file(self._fd, self._path) or not self._path.exists():
-            if int(self._v.state[0]) == SUPERSEDED:
-                return True
+        while not self.replaced():
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(_RESET_CHECK_EVERY / 5)

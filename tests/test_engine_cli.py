@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -165,3 +166,45 @@ def test_kill_9_twice_then_resume_exactly_once(
     assert_exactly_once(c, 6000)
     assert c.resets == 2 and c.duplicates > 0  # carried records were re-sent and dropped
     assert np.all(c.column("mode") == 0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_feed_and_historical_resume_across_restart(
+    sample: Path, tmp_path: Path, ring_name: str
+) -> None:
+    port = free_port()
+    feed = Proc("engine.feed", ["--csv", "data/live_sample.csv", "--port", str(port),
+                                "--speed", "5", "--loop"])  # fmt: skip
+    state = tmp_path / "s"
+    args = ["--mode", "live", "--live-url", f"ws://127.0.0.1:{port}", "--historical",
+            str(sample), "--speed", "4", "--wait-for-consumers", "1"]  # fmt: skip
+    c = Consumer(ring_name)
+    c.start()
+    try:
+        for run in range(2):
+            e = engine(ring_name, state, *args)
+            e.wait_log(r" started mode=live")
+            c.wait_count(c._count + 200)  # live quotes from the feed reach the ring
+            (state / "mode").write_text("historical\n")
+            e.wait_log(r"switched from=live mode=historical")
+            if run == 0:
+                c.wait_count(c._count + 500)
+            else:
+                e.wait_log(r"historical replay complete")
+                c.stop_at_end.set()
+            e.signal(signal.SIGTERM)
+            assert e.wait() == 0, e.stderr()
+        c.join(30)
+    finally:
+        feed.signal(signal.SIGTERM)
+        assert feed.wait() == 0, feed.stderr()
+    assert c.error is None, c.error
+    seq, mode, pos = c.column("seq"), c.column("mode"), c.column("pos")
+    assert seq.tolist() == list(range(len(seq))), "stream sequence has gaps or repeats"
+    assert pos[mode == 0].tolist() == list(range(6000)), "historical resumed with a gap/repeat"
+    assert (mode == 1).sum() >= 400 and np.all(pos[mode == 1] == -1)

@@ -344,6 +344,23 @@ def test_server_drop_reconnects_and_logs(how: str, capsys: pytest.CaptureFixture
     assert any(" reconnected " in line and "gap_s=" in line for line in lines), err
 
 
+def test_records_before_a_drop_are_handed_over_at_once() -> None:
+    async def handler(ws: ServerConnection, n: int) -> None:
+        if n == 1:
+            await ws.send(frame(0, 1))
+            await ws.send(frame(2))
+            await ws.close()
+        else:
+            await hold(ws)
+
+    with WsServer(handler) as server:
+        # Neither the size nor the interval can flush: only the end of the connection does.
+        source = LiveSource(server.url, batch_records=1_000_000, batch_interval=60.0)
+        with running(source) as src:
+            tables, _ = collect(src, records=3)
+    check_quotes(rows(tables), [0, 1, 2])
+
+
 def test_silent_server_hits_the_idle_timeout(capsys: pytest.CaptureFixture[str]) -> None:
     async def handler(ws: ServerConnection, n: int) -> None:
         await hold(ws)  # accepts, never sends, never closes

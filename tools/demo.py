@@ -1,36 +1,101 @@
-"""`make demo`: what the pipeline can do so far (replaced by the full replay as it lands)."""
+"""``make demo``: replay the bundled sample through the engine and a processor, then a short
+live phase from ``engine.feed`` with a switch to historical and back.
+
+Everything goes to ``demo-out/`` (recreated each run).
+"""
 
 from __future__ import annotations
 
-import threading
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
 
-import numpy as np
-import polars as pl
+from tools.pipeline import ROOT, replay, start, unique_ring, wait
 
-import ringbuffer
+OUT = ROOT / "demo-out"
 
 
-def main() -> None:
-    for name in ("historical", "live"):
-        df = pl.read_csv(f"data/{name}_sample.csv", infer_schema_length=0)
-        print(f"data/{name}_sample.csv: {df.height} rows, {df['ticker'].n_unique()} tickers")
-    w = ringbuffer.create("demo-quotes", {"seq": "uint64", "bid": "float64"}, capacity=1 << 16)
-    r = ringbuffer.attach("demo-quotes", consumer="demo", timeout=1.0)
+def count_lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
-    def produce() -> None:  # the writer blocks while the reader is a whole ring behind
-        w.publish({"seq": np.arange(100_000, dtype=np.uint64), "bid": np.ones(100_000)})
-        w.end()
 
-    producer = threading.Thread(target=produce)
-    producer.start()
-    got = 0
-    while (batch := r.read(timeout=1.0)) is not None:
-        got += batch.num_rows
-    producer.join()
-    print(f"ring: published 100000 records, the reader got {got}, ended={r.ended}")
-    r.close()
-    w.close()
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what: str, done, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"demo: timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def historical_phase() -> None:
+    print("== historical replay of data/historical_sample.csv (speed max) ==")
+    result = replay(ROOT / "data" / "historical_sample.csv", OUT / "historical")
+    rejected = count_lines(result.state_dir / "rejected_rows.csv") - 1
+    for path in (result.mid_log, result.error_log):
+        print(f"  {path.relative_to(ROOT)}: {count_lines(path)} lines")
+    print(f"  rejected input rows: {rejected} (see "
+          f"{(result.state_dir / 'rejected_rows.csv').relative_to(ROOT)})")
+    print(f"  engine + processor, start to finish: {result.seconds:.2f} s")
+
+
+def live_phase() -> None:
+    print("== live: engine.feed plays data/live_sample.csv over a websocket ==")
+    out = OUT / "live"
+    out.mkdir(parents=True)
+    port, ring, state = free_port(), unique_ring("demo"), out / "state"
+    mid = out / "mid_prices.log"
+    feed = start("engine.feed", ["--csv", "data/live_sample.csv", "--port", str(port),
+                                 "--speed", "2"], out / "feed.stderr")  # fmt: skip
+    processor = start("processor", ["--ring", ring, "--format", "extended", "--mid-log", str(mid),
+                                    "--error-log", str(out / "errors.log"), "--exit-at-end"],
+                      out / "processor.stderr")  # fmt: skip
+    engine = start("engine", ["--mode", "live", "--live-url", f"ws://127.0.0.1:{port}",
+                              "--ring", ring, "--state-dir", str(state), "--speed", "20",
+                              "--wait-for-consumers", "1"], out / "engine.stderr")  # fmt: skip
+    try:
+        wait_until("live quotes", lambda: count_lines(mid) >= 2000)
+        print(f"  live quotes are flowing: {count_lines(mid)} mid prices so far")
+        (state / "mode").write_text("historical\n")
+        wait_until("the switch", lambda: "switched" in (out / "engine.stderr").read_text())
+        print("  wrote 'historical' to the control file: the engine switched")
+        before = count_lines(mid)
+        wait_until("historical quotes", lambda: count_lines(mid) >= before + 2000)
+        engine.send_signal(signal.SIGUSR1)
+        wait_until("the switch back", lambda: (out / "engine.stderr").read_text().count(
+            "switched") >= 2)  # fmt: skip
+        print("  SIGUSR1: back to live; SIGTERM ends the stream cleanly")
+        engine.send_signal(signal.SIGTERM)
+        wait(engine, "engine", 30)
+        wait(processor, "processor", 30)
+    finally:
+        for p in (engine, processor, feed):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+    print(f"  {mid.relative_to(ROOT)}: {count_lines(mid)} lines (extended format: with ticker)")
+    switches = [ln for ln in (out / "engine.stderr").read_text().splitlines() if "switched" in ln]
+    for line in switches:
+        print("   ", line[line.index("switched"):])
+
+
+def main() -> int:
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    t0 = time.perf_counter()
+    historical_phase()
+    live_phase()
+    print(f"demo done in {time.perf_counter() - t0:.1f} s; everything is in {OUT.name}/")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m processor``: see ``processor.cli``."""
+
+from processor.cli import main
+
+raise SystemExit(main())

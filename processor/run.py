@@ -1,0 +1,374 @@
+"""The processor's main loop: attach, read, drop re-sent records, render, hand to the writer.
+
+Only the main thread touches the ring. Each batch is rendered (``processor.rules.render``) and
+queued to the writer thread (``processor.output``) with the ring position after it; when the
+writer reports a position durable (logs fsynced, state file replaced) the main thread commits
+it to the ring (attached with ``release="commit"``, so uncommitted records stay in the ring).
+A restart truncates the logs to the state's lengths and drops records whose ``seq`` is at or
+below the state's ``last_seq``: a kill at any moment, then a restart, gives the same logs as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+import pyarrow as pa
+
+import ringbuffer
+from common.log import Logger, get_logger
+from common.schema import HISTORICAL, QUOTE_SCHEMA
+from processor import decimals
+from processor import state as statefile
+from processor.cli import Config, Stop, UsageError
+from processor.output import (
+    PARQUET_SCHEMA,
+    Chunk,
+    LogFile,
+    OutputBusy,
+    OutputError,
+    OutputWriter,
+    ParquetSink,
+)
+from processor.rules import render
+
+#: The ring columns the processor reads, with the dtypes it needs.
+EXPECT = {
+    k: QUOTE_SCHEMA[k]
+    for k in ("seq", "mode", "ticker", "timestamp", "latency", "bid_price", "ask_price")
+}
+READ_MAX = 65536
+READ_TIMEOUT = 0.1  # seconds a read waits for records
+ATTACH_POLL = 0.25  # seconds between checks of the stop flag while waiting for the ring
+IDLE_AFTER_END = 0.1  # seconds between checks for a new ring once the stream has ended
+STATS_EVERY = 5.0
+
+
+def parquet_rows(batch: pa.RecordBatch, threshold: float) -> pa.Table:
+    """(timestamp, ticker, mid) of the records of ``batch`` that make mid lines (copies)."""
+    bid = batch.column("bid_price").to_numpy()
+    ask = batch.column("ask_price").to_numpy()
+    late = (batch.column("mode").to_numpy() == HISTORICAL) & (
+        batch.column("latency").to_numpy() > threshold
+    )
+    good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
+    stamps = batch.column("timestamp").to_numpy().view(np.int64)[good]
+    ticker = batch.column("ticker")
+    if isinstance(ticker, pa.DictionaryArray):
+        indices = ticker.indices.to_numpy()[good]
+        names = ticker.dictionary.take(pa.array(indices)).cast(pa.string())
+    else:
+        names = ticker.filter(pa.array(good)).cast(pa.string())
+    return pa.table(
+        [
+            pa.array(stamps, pa.int64()).cast(PARQUET_SCHEMA.field("timestamp").type),
+            names,
+            pa.array(decimals.exact_mid(bid[good], ask[good]), pa.float64()),
+        ],
+        schema=PARQUET_SCHEMA,
+    )
+
+
+class Processor:
+    """One run of ``python -m processor``."""
+
+    def __init__(self, cfg: Config, stop: Stop, log: Logger) -> None:
+        self.cfg = cfg
+        self.stop = stop
+        self.log = log
+        self.reader: ringbuffer.Reader | None = None
+        self.writer: OutputWriter | None = None
+        self.mid: LogFile | None = None
+        self.errors: LogFile | None = None
+        self.epoch = 0  # attaches so far: a reported position belongs to one of them
+        self._initial: statefile.State | None = None
+        self.watermark: int | None = None  # the last seq handed to the writer
+        self.tag = 0
+        self.records = self.mids = self.error_lines = self.duplicates = 0
+        self.started = time.monotonic()
+        self.stats_at = self.started + STATS_EVERY
+        self.stats_records = 0
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.cfg
+        try:
+            self.mid = LogFile(cfg.mid_log, "mid log")
+            self.errors = LogFile(cfg.error_log, "error log")
+            if self.mid.identity == self.errors.identity:
+                raise UsageError(
+                    f"--mid-log {cfg.mid_log} and --error-log {cfg.error_log} are the same "
+                    "file: give them different paths"
+                )
+            saved = statefile.load(cfg.state)
+            self.reader = self._attach(resume=saved is not None)
+            if self.reader is None:
+                self.log.info("stopped while waiting for the ring", signal=self.stop.signum)
+                return 0
+            self._restore(saved)
+            parquet = ParquetSink(cfg.parquet) if cfg.parquet is not None else None
+            assert self._initial is not None
+            self.writer = OutputWriter(
+                self.mid, self.errors, cfg.state, self._initial, parquet=parquet
+            )
+            self.writer.start()
+            code = 1
+            try:
+                code = self._loop()
+            finally:
+                code = self._finish(code)
+            return code
+        finally:
+            if self.reader is not None:
+                self.reader.close()
+            for f in (self.mid, self.errors):
+                if f is not None:
+                    f.close()
+
+    def _attach(self, resume: bool) -> ringbuffer.Reader | None:
+        """Attach to the ring, waiting for it until it appears or a stop is requested."""
+        cfg = self.cfg
+        waiting = False
+        while not self.stop.requested:
+            try:
+                reader = ringbuffer.attach(
+                    cfg.ring, cfg.name, timeout=ATTACH_POLL, expect=EXPECT, resume=resume,
+                    release="commit",
+                )  # fmt: skip
+            except ringbuffer.RingNotFound:
+                if not waiting:
+                    self.log.info("waiting for the ring", ring=cfg.ring)
+                    waiting = True
+                continue
+            self.epoch += 1
+            self.log.info(
+                "attached", ring=cfg.ring, name=cfg.name, position=reader.position,
+                tag=reader.tag, resume=resume,
+            )  # fmt: skip
+            return reader
+        return None
+
+    def _restore(self, saved: statefile.State | None) -> None:
+        """Cut the logs to what the state file says is durable; write the starting state."""
+        cfg, reader, mid, errors = self.cfg, self.reader, self.mid, self.errors
+        assert reader is not None and mid is not None and errors is not None
+        paths = {"mid_log": str(cfg.mid_log.resolve()), "error_log": str(cfg.error_log.resolve())}
+        fresh = statefile.State(
+            name=cfg.name, ring=cfg.ring, tag=reader.tag, last_seq=None, mid_bytes=0,
+            error_bytes=0, format="extended" if cfg.extended else "spec",
+            threshold=cfg.threshold, **paths,
+        )  # fmt: skip
+        if saved is None:
+            mid.reset(0)
+            errors.reset(0)
+            initial = fresh
+            self.log.info("starting both logs afresh", state=cfg.state)
+        else:
+            self._check_saved(saved, paths)
+            mid.reset(saved.mid_bytes)
+            errors.reset(saved.error_bytes)
+            last_seq = saved.last_seq
+            if saved.tag != reader.tag:
+                self.log.warning(
+                    "the ring carries another engine stream; its records are appended after "
+                    "the logs' committed content", state_tag=saved.tag, ring_tag=reader.tag,
+                )  # fmt: skip
+                last_seq = None
+            initial = fresh.advanced(
+                last_seq=last_seq, mid_bytes=saved.mid_bytes, error_bytes=saved.error_bytes
+            )
+            self.log.info(
+                "resuming", last_seq=last_seq, mid_bytes=saved.mid_bytes,
+                error_bytes=saved.error_bytes,
+            )  # fmt: skip
+        try:
+            statefile.save(cfg.state, initial)
+        except OSError as exc:
+            raise OutputError(f"cannot write state file {cfg.state}: {exc.strerror}") from exc
+        self._initial = initial
+        self.watermark = initial.last_seq
+        self.tag = reader.tag
+
+    def _check_saved(self, saved: statefile.State, paths: dict[str, str]) -> None:
+        cfg = self.cfg
+        if saved.name != cfg.name:
+            raise UsageError(
+                f"state file {cfg.state} belongs to consumer {saved.name!r}, not {cfg.name!r}: "
+                "pass another --state"
+            )
+        if (saved.mid_log, saved.error_log) != (paths["mid_log"], paths["error_log"]):
+            raise UsageError(
+                f"state file {cfg.state} describes the logs {saved.mid_log} and "
+                f"{saved.error_log}: pass those paths again, or remove the state file to start "
+                "afresh"
+            )
+        for f, n in ((self.mid, saved.mid_bytes), (self.errors, saved.error_bytes)):
+            assert f is not None
+            if f.regular and f.size_on_disk() < n:
+                raise UsageError(
+                    f"{f.what} {f.path} holds {f.size_on_disk()} bytes, but the state file "
+                    f"{cfg.state} says {n} were written: the log was changed by something "
+                    "else; remove the state file to start both logs afresh"
+                )
+        fmt = "extended" if cfg.extended else "spec"
+        if (saved.format, saved.threshold) != (fmt, cfg.threshold):
+            self.log.warning(
+                "the logs so far were written with other settings", format=saved.format,
+                threshold=saved.threshold,
+            )  # fmt: skip
+
+    def _loop(self) -> int:
+        """Read until the end (with --exit-at-end), a stop request, or a failure."""
+        assert self.writer is not None
+        while not self.stop.requested:
+            self._commit()
+            if self.writer.error is not None:
+                return 1
+            self._stats()
+            assert self.reader is not None
+            try:
+                batch = self.reader.read(max_records=READ_MAX, timeout=READ_TIMEOUT)
+            except ringbuffer.RingReset:
+                if not self._reattach():
+                    break
+                continue
+            except ringbuffer.Overrun as exc:
+                self.log.error(
+                    "records were lost before this processor read them; stopping",
+                    unread=self.reader.lag(), position=self.reader.position, why=str(exc),
+                )  # fmt: skip
+                return 1
+            if batch is None:
+                if self.reader.ended and self.cfg.exit_at_end:
+                    self.log.info("the engine ended the stream")
+                    return 0
+                self._idle()
+                continue
+            try:
+                self._process(batch)
+            except OutputError:
+                return 1
+        if self.stop.requested:
+            self.log.info("stopping", signal=self.stop.signum)
+        return 0
+
+    def _idle(self) -> None:
+        """Nothing to read: after the end, wait for a new ring under the same name (an engine
+        restart) and attach to it."""
+        assert self.reader is not None
+        if self.reader.ended:
+            self.stop.sleep(IDLE_AFTER_END)  # read returns at once after the end
+        if self.reader.replaced():
+            self._reattach()
+
+    def _reattach(self) -> bool:
+        """The ring was recreated (engine restart): attach to the new one."""
+        self.log.warning("the ring was recreated; attaching to the new one", ring=self.cfg.ring)
+        assert self.reader is not None
+        self.reader.close()
+        self.reader = None
+        reader = self._attach(resume=True)
+        if reader is None:
+            return False
+        self.reader = reader
+        if reader.tag != self.tag:
+            self.log.warning(
+                "the new ring carries another engine stream; appending all its records",
+                old_tag=self.tag, new_tag=reader.tag,
+            )  # fmt: skip
+            self.tag = reader.tag
+            self.watermark = None
+        return True
+
+    def _process(self, batch: pa.RecordBatch) -> None:
+        """Drop re-sent records, render the rest, queue the bytes."""
+        assert self.reader is not None and self.writer is not None
+        n = batch.num_rows
+        self.records += n
+        seq = batch.column("seq").to_numpy()
+        if self.watermark is not None:
+            keep = seq > self.watermark
+            kept = int(np.count_nonzero(keep))
+            if kept < n:
+                self.duplicates += n - kept
+                batch = batch.filter(pa.array(keep))
+                seq = seq[keep]
+        mid = errors = b""
+        table = None
+        if len(seq):
+            first = int(seq[0])
+            if self.watermark is not None and first > self.watermark + 1:
+                self.log.error(
+                    "records missing from the stream (never delivered by the ring)",
+                    first_missing=self.watermark + 1, count=first - self.watermark - 1,
+                )  # fmt: skip
+            self.watermark = int(seq.max())
+            out = render(batch, self.cfg.threshold, self.cfg.extended)
+            mid, errors = out.mid, out.errors
+            self.mids += out.n_mid
+            self.error_lines += out.n_errors
+            if self.cfg.parquet is not None:
+                table = parquet_rows(batch, self.cfg.threshold)
+        self.writer.put(
+            Chunk(mid, errors, self.epoch, self.reader.position, self.tag, self.watermark, table)
+        )
+
+    def _commit(self) -> None:
+        """Commit to the ring the latest position the writer made durable."""
+        assert self.writer is not None
+        report = self.writer.take_report()
+        if report is None or self.reader is None or report[0] != self.epoch:
+            return
+        # A replaced ring or a lost slot raises here too; the next read reports it.
+        with contextlib.suppress(ringbuffer.RingReset, ringbuffer.Overrun):
+            self.reader.commit(report[1])
+
+    def _stats(self) -> None:
+        now = time.monotonic()
+        if now < self.stats_at:
+            return
+        rate = (self.records - self.stats_records) / (now - self.stats_at + STATS_EVERY)
+        self.log.info(
+            "stats", records_per_s=round(rate), mids=self.mids, errors=self.error_lines,
+            duplicates=self.duplicates, lag=self.reader.lag() if self.reader else 0,
+        )  # fmt: skip
+        self.stats_at = now + STATS_EVERY
+        self.stats_records = self.records
+
+    def _finish(self, code: int) -> int:
+        """Write and commit what was rendered, then log the summary."""
+        assert self.writer is not None
+        error = self.writer.finish()
+        self._commit()
+        if error is not None:
+            self.log.error(str(error))
+            code = 1
+        self.log.info(
+            "summary", records=self.records, mids=self.mids, errors=self.error_lines,
+            duplicates=self.duplicates, elapsed=f"{time.monotonic() - self.started:.3f}s",
+            exit=code,
+        )  # fmt: skip
+        return code
+
+
+def run(cfg: Config, stop: Stop) -> int:
+    """Run the processor until the end, ``stop``, or a failure; returns the exit code
+    (0 done, 1 runtime failure, 2 usage or configuration error)."""
+    log = get_logger("processor")
+    try:
+        return Processor(cfg, stop, log).run()
+    except (
+        UsageError,
+        OutputBusy,
+        statefile.StateError,
+        ringbuffer.ConsumerNameInUse,
+        ringbuffer.SchemaMismatch,
+    ) as exc:
+        log.error(str(exc))
+        return 2
+    except (OutputError, ringbuffer.RingError) as exc:
+        log.error(str(exc))
+        return 1
