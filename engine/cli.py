@@ -23,7 +23,7 @@ from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
 from engine.historical import InputError
 from engine.live import LiveSource, check_url
-from engine.pacing import SystemClock
+from engine.pacing import SystemClock, parse_speed
 from engine.rejects import RejectLog
 from engine.sources import HistoricalSource, TableSource
 from ringbuffer.salvage import salvage
@@ -33,23 +33,6 @@ log = get_logger("engine")
 
 class UsageError(Exception):
     """A bad command line or configuration: exit 2."""
-
-
-def parse_speed(text: str) -> float | None:
-    """``max`` -> None (as fast as consumers allow), else a positive factor.
-
-    >>> parse_speed("max"), parse_speed("10")
-    (None, 10.0)
-    """
-    if text.strip().lower() == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError:
-        speed = float("nan")
-    if not 0 < speed < float("inf"):
-        raise argparse.ArgumentTypeError(f"--speed takes a positive number or 'max', not {text!r}")
-    return speed
 
 
 def power_of_two(text: str) -> int:

@@ -24,7 +24,6 @@ import contextlib
 import errno
 import json
 import logging
-import math
 import signal
 import sys
 import time
@@ -41,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from common.log import get_logger
 from common.schema import REQUIRED_COLUMNS
 from engine.historical import InputError, load_historical
+from engine.pacing import parse_speed
 
 log = get_logger("feed")
 
@@ -368,18 +368,6 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _speed(text: str) -> float | None:
-    if text.strip().lower() == "max":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'max', not {text!r}")
-    return value
-
-
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -405,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8765,
                    help="port to listen on, 0 for any free one (default: 8765)")
-    p.add_argument("--speed", type=_speed, default=1.0, metavar="X|max",
+    p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X|max",
                    help="1 follows the timestamps, N is N times faster, max as fast as the "
                         "clients read (default: 1)")
     p.add_argument("--loop", action="store_true", help="start again at the end of the file")

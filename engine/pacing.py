@@ -12,8 +12,26 @@ The clock is injected, so tests replay hours of data without waiting.
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Protocol
+
+
+def parse_speed(text: str) -> float | None:
+    """A ``--speed`` value: ``max`` -> None (as fast as consumers allow), else a positive factor.
+
+    >>> parse_speed("max"), parse_speed("10")
+    (None, 10.0)
+    """
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = float("nan")
+    if not 0 < speed < float("inf"):
+        raise argparse.ArgumentTypeError(f"--speed takes a positive number or 'max', not {text!r}")
+    return speed
 
 
 class Clock(Protocol):
