@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from common.fsio import atomic_write
 from common.schema import REQUIRED_COLUMNS
 from engine.historical import TABLE_SCHEMA, Parsed, load_historical
 from engine.rejects import Rejected
@@ -78,15 +77,23 @@ def store(
     *,
     required: Sequence[str] = REQUIRED_COLUMNS["historical"],
 ) -> Path:
-    """Write ``parsed`` (the parse of the input ``ident`` describes) atomically; return the file."""
+    """Write ``parsed`` (the parse of the input ``ident`` describes); return the file.
+
+    Written to a temporary file and renamed into place, not fsynced: a cache is disposable,
+    and a torn one fails validation on load and is parsed anew.
+    """
     target = cache_path(state_dir, path)
     target.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps(_meta(ident, required, parsed)).encode()
     schema = TABLE_SCHEMA.with_metadata({_META_KEY: meta})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, schema) as writer:
-        writer.write_table(parsed.table.replace_schema_metadata(schema.metadata))
-    atomic_write(target, sink.getvalue())  # type: ignore[arg-type]  # any buffer works
+    table = parsed.table.replace_schema_metadata(schema.metadata)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 

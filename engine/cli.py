@@ -11,6 +11,7 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_threads: list[threading.Thread] = []
+
+
+def _background(fn: Any, *args: Any) -> None:
+    def run() -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a cache that could not be written is only a slower restart
+            log.warning("could not write the parse cache", error=f"{type(exc).__name__}: {exc}")
+
+    t = threading.Thread(target=run, name="cache-writer", daemon=True)
+    t.start()
+    _threads.append(t)
+
+
 def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLog) -> Any:
     """Parse (or take from the cache) the historical file; rejects are logged once."""
     parsed, from_cache = cache.load_or_parse(args.historical, state_dir, write=False)
@@ -101,7 +117,8 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
                 raise StrictStop(f"{r.source}:{r.line}: {r.reason} (--strict)")
         rejects.append(parsed.rejected)
         ident = cache.identity(args.historical)
-        cache.store(args.historical, state_dir, parsed, ident)
+        # Off the start-up path: the replay need not wait for the cache (joined at exit).
+        _background(cache.store, args.historical, state_dir, parsed, ident)
     log.info("historical input loaded", file=args.historical, rows=parsed.table.num_rows,
              rejected=parsed.rejected_count, cached=from_cache)  # fmt: skip
     return parsed
@@ -163,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         writer.close()
         rejects.close()
+        for t in _threads:
+            t.join()
 
 
 def main(argv: list[str] | None = None) -> int:

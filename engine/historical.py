@@ -473,7 +473,10 @@ def _parse(data: _Data, source: str, required: Sequence[str]) -> Parsed:
         rejected.sort(key=lambda rej: rej.line)
     del table, code
     return Parsed.of(
-        _sorted_table(bad_rows, ts, tick_index, dictionary, numbers, skipped_lines), rejected
+        _sorted_table(
+            bad_rows, ts, tick_index, dictionary, numbers, skipped_lines, "latency" in cols
+        ),
+        rejected,
     )
 
 
@@ -484,8 +487,9 @@ def _sorted_table(
     dictionary: pa.Array,
     numbers: _Numbers,
     skipped_lines: np.ndarray,
+    has_latency: bool,
 ) -> pa.Table:
-    """The valid rows sorted by arrival.
+    """The valid rows sorted by arrival (by timestamp without a latency column).
 
     Each column is permuted into the buffer the previous one vacated, so the whole sort
     allocates one new column's worth of memory (fresh pages are costly in this VM).
@@ -498,7 +502,7 @@ def _sorted_table(
     latency = _array(numbers.pop("latency"))
     if ok is not None:
         ts, latency = ts[ok], latency[ok]
-    arrival = arrival_ns(ts, latency) if not np.isnan(latency).all() else ts.copy()
+    arrival = arrival_ns(ts, latency) if has_latency else ts.copy()
     order = np.argsort(arrival, kind="stable")
     rows = order if ok is None else ok[order]
     del ok
