@@ -86,6 +86,8 @@ class Reader:
         self._released = 0
         self._release_on_read = True
         self._next_reset_check = time.monotonic() + _RESET_CHECK_EVERY
+        self._whole: pa.RecordBatch | None = None
+        self._whole_dictionary: pa.Array | None = None
         self.closed = False
 
     # -- attaching -------------------------------------------------------------------------
@@ -236,18 +238,26 @@ class Reader:
         return True
 
     def _batch(self, at: int, n: int) -> pa.RecordBatch:
-        arrays = []
-        for name, values in self._v.columns.items():
-            typ = self._types[name]
-            data = pa.py_buffer(values[at : at + n])
-            if pa.types.is_dictionary(typ):
-                indices = pa.Array.from_buffers(pa.uint32(), n, [None, data])
-                arrays.append(
-                    pa.DictionaryArray.from_arrays(indices, self._symbols.dictionary(), safe=False)
-                )
-            else:
-                arrays.append(pa.Array.from_buffers(typ, n, [None, data]))
-        return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
+        """Records at ring indices [at, at + n) as a zero-copy slice of the whole-ring batch.
+
+        The whole-ring batch is built once (and again when the symbol table grows), so a read
+        costs a slice, not eleven array constructions.
+        """
+        dictionary = self._symbols.dictionary()  # loaded after the cursor: covers records < it
+        if self._whole is None or self._whole_dictionary is not dictionary:
+            arrays = []
+            cap = self.capacity
+            for name, values in self._v.columns.items():
+                typ = self._types[name]
+                data = pa.py_buffer(values)
+                if pa.types.is_dictionary(typ):
+                    indices = pa.Array.from_buffers(pa.uint32(), cap, [None, data])
+                    arrays.append(pa.DictionaryArray.from_arrays(indices, dictionary, safe=False))
+                else:
+                    arrays.append(pa.Array.from_buffers(typ, cap, [None, data]))
+            self._whole = pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
+            self._whole_dictionary = dictionary
+        return self._whole.slice(at, n)
 
     # -- positions -------------------------------------------------------------------------
 
@@ -281,7 +291,7 @@ class Reader:
         self.closed = True
         if self._slot >= 0:
             self._detach()
-        del self._v, self._symbols
+        del self._v, self._symbols, self._whole, self._whole_dictionary
         shm.close_map(self._mm)
         os.close(self._fd)
 

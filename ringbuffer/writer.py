@@ -65,7 +65,7 @@ from .layout import (
     storage_dtype,
 )
 from .symbols import SymbolWriter
-from .wait import DEFAULT_WAIT, WaitStrategy
+from .wait import WRITER_WAIT, WaitStrategy
 
 _log = get_logger("ring")
 _fence_lock = threading.Lock()
@@ -113,6 +113,7 @@ class Writer:
         self._min_claim = max(1, self.capacity // 16)
         self._dead_since: dict[int, float] = {}
         self._interrupted = False
+        self._gate: int | None = None  # the gating minimum at the last validating scan
         self.closed = False
 
     # -- publishing ------------------------------------------------------------------------
@@ -215,16 +216,20 @@ class Writer:
         attempt = 0
         blocked_since = 0.0
         next_check = 0.0
+        gate = self._gate  # cached: slot cursors only move up, so it is a safe first guess
         while True:
-            gate, active = self._gating()
+            if gate is None or gate + cap - self._next < smallest:
+                gate, active = self._gating()
             room = target if gate is None else gate + cap - self._next
             if room >= smallest:
                 k = min(room, target)
                 overwrite_below = self._next + k - cap
                 self._announce(overwrite_below)
-                gate, active = self._gating()  # a consumer that joined below the tail?
+                gate, active = self._gating()  # M3: a consumer that joined below the tail?
+                self._gate = gate
                 if gate is None or gate >= overwrite_below:
-                    self._dead_since.clear()
+                    if self._dead_since:
+                        self._dead_since.clear()
                     return k
                 continue
             if self._interrupted:
@@ -377,7 +382,7 @@ def create(
     max_symbols: int = 1 << 16,
     symbol_bytes: int = 4 << 20,
     tag: int = 0,
-    wait: WaitStrategy = DEFAULT_WAIT,
+    wait: WaitStrategy = WRITER_WAIT,
     dead_grace: float = 0.0,
     evict_after: float | None = None,
 ) -> Writer:
