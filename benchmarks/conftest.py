@@ -1,7 +1,7 @@
 """Benchmarks run only when asked: ``pytest benchmarks --benchmark`` (``make bench``).
 
-``--benchmark`` is this project's flag (pytest-benchmark has ``--benchmark-only`` and
-friends, but no bare ``--benchmark``). Without it every test that uses the ``benchmark``
+``--benchmark`` is this project's flag, defined in the root ``conftest.py`` (pytest-benchmark
+has ``--benchmark-only`` and friends, but no bare ``--benchmark``). Without it every test that uses the ``benchmark``
 fixture is skipped with a message saying so; doctests still run. After the session, a ring
 this process's benchmarks left in /dev/shm is removed and fails the run.
 """
@@ -15,16 +15,6 @@ import pytest
 from benchmarks.transport import leftover_rings
 
 SKIP_REASON = "benchmarks run only with --benchmark: pytest benchmarks --benchmark (make bench)"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--benchmark``."""
-    parser.addoption(
-        "--benchmark",
-        action="store_true",
-        default=False,
-        help="run the benchmarks in benchmarks/ (skipped without it)",
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
