@@ -1,8 +1,9 @@
 """Benchmarks run only when asked: ``pytest benchmarks --benchmark`` (``make bench``).
 
-``--benchmark`` is this project's flag, defined in the root ``conftest.py`` (pytest-benchmark
-has ``--benchmark-only`` and friends, but no bare ``--benchmark``). Without it every test that uses the ``benchmark``
-fixture is skipped with a message saying so; doctests still run. After the session, a ring
+``--benchmark`` is this project's flag, defined in the root ``conftest.py``
+(pytest-benchmark has ``--benchmark-only`` and friends, but no bare ``--benchmark``).
+Without it every test that uses the ``benchmark`` fixture is skipped with a message saying
+so; doctests still run. After the session, a ring
 this process's benchmarks left in /dev/shm is removed and fails the run.
 """
 
