@@ -2,6 +2,10 @@
 
 import sys
 
-from engine.cli import main
+from common.startup import without_pandas
+
+without_pandas()
+
+from engine.cli import main  # noqa: E402
 
 sys.exit(main())

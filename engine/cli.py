@@ -7,6 +7,7 @@ failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import ringbuffer
 from common.log import get_logger
@@ -23,7 +25,6 @@ from engine.checkpoint import Checkpoint, CheckpointError, recover
 from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
 from engine.historical import InputError
-from engine.live import LiveSource, check_url
 from engine.pacing import SystemClock, parse_speed
 from engine.rejects import RejectLog
 from engine.sources import HistoricalSource, TableSource
@@ -92,6 +93,8 @@ _threads: list[threading.Thread] = []
 
 def _background(fn: Any, *args: Any) -> None:
     def run() -> None:
+        with contextlib.suppress(OSError):  # Linux: lowest priority for this thread only
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
             fn(*args)
         except Exception as exc:  # a cache that could not be written is only a slower restart
@@ -125,10 +128,10 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        check_url(args.live_url)
-    except ValueError as exc:
-        raise UsageError(f"--live-url: {exc}") from exc
+    url = urlsplit(args.live_url)
+    if url.scheme not in ("ws", "wss") or not url.hostname:
+        wanted = "ws://host:port[/path] (or wss://)"
+        raise UsageError(f"--live-url must be {wanted}, not {url.geturl()!r}")
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     control = ModeControl(Path(args.control_file or state_dir / "mode"), log)
@@ -154,9 +157,11 @@ def run(args: argparse.Namespace) -> int:
         return HistoricalSource(parsed.table, pos=cp.pos, speed=args.speed, clock=clock)
 
     def make_live() -> Any:
+        from engine.live import LiveSource  # websockets and asyncio: only when live is used
+
         return TableSource(LiveSource(args.live_url))
 
-    historical = make_historical() if args.mode == "historical" else None
+    # The ring first: consumers attach while the input is parsed (the engine's first step).
     writer = ringbuffer.create(
         args.ring, QUOTE_SCHEMA, capacity=args.capacity, tag=cp.stream,
         dead_grace=args.consumer_grace, evict_after=args.evict_after,
@@ -166,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             EngineOptions(args.mode, args.exit_at_end, args.strict, args.wait_for_consumers,
                           progress=sys.stderr.isatty()),
             writer, cp, state_dir, control, rejects,
-            {"historical": (lambda: historical or make_historical()), "live": make_live},
+            {"historical": make_historical, "live": make_live},
             clock, log,
         )
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -158,6 +158,7 @@ class Engine:
 
     def run(self) -> int:
         """Replay until done or stopped; returns the exit code."""
+        self._source(self.mode)  # load the input while consumers attach
         if self.opts.wait_for_consumers:
             self.log.info("waiting for consumers", n=self.opts.wait_for_consumers)
             while not self.stopping and not self.writer.wait_for_consumers(
