@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -24,3 +25,14 @@ def without_pandas() -> None:
     """
     if not any(isinstance(f, _NoPandas) for f in sys.meta_path):
         sys.meta_path.insert(0, _NoPandas())
+
+
+def exit_quietly(code: int) -> None:
+    """Exit with ``code``; once the program's work is done, later SIGINT/SIGTERM are ignored.
+
+    Python resets its signal handlers to the default while it finalizes, so a second Ctrl-C
+    during teardown would otherwise kill the process with -SIGINT after a clean shutdown.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise SystemExit(code)

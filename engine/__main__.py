@@ -1,11 +1,9 @@
 """``python -m engine``: see ``engine.cli``."""
 
-import sys
-
-from common.startup import without_pandas
+from common.startup import exit_quietly, without_pandas
 
 without_pandas()
 
 from engine.cli import main  # noqa: E402
 
-sys.exit(main())
+exit_quietly(main())

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from common.fsio import atomic_write
+from common.log import get_logger
 from common.schema import HISTORICAL
 from ringbuffer.salvage import Salvage
 
 CHECKPOINT_FILE = "checkpoint.json"
+_log = get_logger("engine")
 VERSION = 1
 
 
@@ -98,6 +100,7 @@ class BackgroundSaver:
                 cp.save(self._dir)
             except BaseException as exc:  # surfaced to the engine loop by flush()
                 self.error = exc
+                _log.error("checkpoint not written", dir=str(self._dir), error=str(exc))
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()

@@ -133,8 +133,20 @@ def run(args: argparse.Namespace) -> int:
         wanted = "ws://host:port[/path] (or wss://)"
         raise UsageError(f"--live-url must be {wanted}, not {url.geturl()!r}")
     state_dir = Path(args.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    control = ModeControl(Path(args.control_file or state_dir / "mode"), log)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"--state-dir {state_dir}: not a writable folder ({exc.strerror or exc}); "
+            "choose another with --state-dir"
+        ) from exc
+    control_path = Path(args.control_file or state_dir / "mode")
+    if (control_path.exists() and not control_path.is_file()) or control_path.is_symlink():
+        raise UsageError(f"--control-file {control_path}: exists and is not a regular file")
+    control = ModeControl(control_path, log)
     rejects = RejectLog(state_dir)
     clock = SystemClock()
     cp = Checkpoint.load(state_dir)
@@ -183,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
             engine.publish_carried(left.records)
         return engine.run()
     finally:
+        writer.end()  # consumers never wait for a stream that will not go on (idempotent)
         writer.close()
         rejects.close()
         for t in _threads:

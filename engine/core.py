@@ -262,10 +262,12 @@ class Engine:
     def _finish(self, drain: bool) -> int:
         for source in self._sources.values():
             source.stop()
-        self._save()
         if self.opts.progress:
             sys.stderr.write("\n")
-        self.writer.end()
+        try:
+            self._save()
+        finally:
+            self.writer.end()  # even when the checkpoint failed: consumers must not hang
         if drain:
             self.log.info("end of stream published; waiting for consumers to read everything")
             while not self.stopping and not self.writer.wait_drained(timeout=0.1):

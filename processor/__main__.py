@@ -1,9 +1,9 @@
 """``python -m processor``: see ``processor.cli``."""
 
-from common.startup import without_pandas
+from common.startup import exit_quietly, without_pandas
 
 without_pandas()
 
 from processor.cli import main  # noqa: E402
 
-raise SystemExit(main())
+exit_quietly(main())

@@ -12,6 +12,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 
 import numpy as np
@@ -251,6 +252,11 @@ class Processor:
                 self._process(batch)
             except OutputError:
                 return 1
+            except KeyboardInterrupt:
+                # Polars turns a SIGINT that lands during one of its queries into
+                # KeyboardInterrupt despite our handler: the batch was not queued, so
+                # stop as for any SIGINT (what was queued is written and committed).
+                self.stop.signum = signal.SIGINT
         if self.stop.requested:
             self.log.info("stopping", signal=self.stop.signum)
         return 0
