@@ -146,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
     control_path = Path(args.control_file or state_dir / "mode")
     if (control_path.exists() and not control_path.is_file()) or control_path.is_symlink():
         raise UsageError(f"--control-file {control_path}: exists and is not a regular file")
+    try:
+        control_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--control-file {control_path}: its folder cannot be made ({exc.strerror or exc})"
+        ) from exc
     control = ModeControl(control_path, log)
     rejects = RejectLog(state_dir)
     clock = SystemClock()

@@ -129,7 +129,8 @@ def latency_ns(latency_ms: np.ndarray) -> np.ndarray:
     ns *= 1e6
     np.rint(ns, out=ns)
     big = ~(whole < 9e9)  # also inf
-    whole *= 1e6  # exact: an integer below 2**53
+    with np.errstate(over="ignore"):  # huge latencies are redone below ("big")
+        whole *= 1e6  # exact: an integer below 2**53
     ns += whole  # exact for the same reason
     del whole
     if big.any():
