@@ -37,6 +37,7 @@ import numpy as np
 
 import ringbuffer
 from ringbuffer import DEFAULT_WAIT, WaitStrategy
+from ringbuffer.wait import WRITER_WAIT
 
 from .ring_vs_queue import parse_wait
 from .transport import CTX, RING_PREFIX, WAIT_S, leftover_rings, wait_label
@@ -149,7 +150,7 @@ def measure_idle_reader(seconds: float, wait: WaitStrategy = DEFAULT_WAIT) -> Me
         w.close()
 
 
-def measure_blocked_writer(seconds: float, wait: WaitStrategy = DEFAULT_WAIT) -> Measurement:
+def measure_blocked_writer(seconds: float, wait: WaitStrategy = WRITER_WAIT) -> Measurement:
     """CPU of a writer process blocked for ``seconds`` on a consumer that does not read."""
     ring = f"{RING_PREFIX}blocked-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     here, there = CTX.Pipe()
@@ -193,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = []
-    for wait in args.wait or [DEFAULT_WAIT]:
+    if not args.wait:  # each side with the ring's own default
+        results.append(measure_idle_reader(args.seconds))
+        results.append(measure_blocked_writer(args.seconds))
+    for wait in args.wait or []:
         results.append(measure_idle_reader(args.seconds, wait))
         results.append(measure_blocked_writer(args.seconds, wait))
     if args.json:

@@ -39,6 +39,6 @@ class WaitStrategy:
 #: The default: fast reaction, idle cost under 5 % of a core.
 DEFAULT_WAIT = WaitStrategy()
 #: A blocked writer: it waits on a slow consumer, so a longer nap costs no throughput.
-WRITER_WAIT = WaitStrategy(max_sleep=2e-3)
+WRITER_WAIT = WaitStrategy(max_sleep=10e-3)
 #: For benchmarks that own the machine: never sleep.
 BUSY_SPIN = WaitStrategy(spins=1 << 62)

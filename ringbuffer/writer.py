@@ -69,7 +69,7 @@ from .wait import WRITER_WAIT, WaitStrategy
 
 _log = get_logger("ring")
 _fence_lock = threading.Lock()
-_LIVENESS_EVERY = 0.05  # seconds between pid checks of the consumers a blocked writer waits on
+_LIVENESS_EVERY = 0.1  # seconds between pid checks of the consumers a blocked writer waits on
 
 
 def full_fence() -> None:
