@@ -28,6 +28,8 @@ from common.schema import HISTORICAL, LIVE, QUOTE_SCHEMA
 from processor import decimals
 from processor.rules import render
 
+from .faulttools import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 UTC = pa.timestamp("ns", tz="UTC")
 WAIT = 30.0  # the longest any step of these tests waits
@@ -120,14 +122,7 @@ def publish(w: ringbuffer.Writer, q: Quotes, pieces: int = 7) -> None:
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
+    return wait_until(check, what, timeout)
 
 
 class Proc:
