@@ -63,7 +63,6 @@ class Engine:
         self.opts = options
         self.writer = writer
         self.cp = checkpoint
-        self.state_dir = state_dir
         self.control = control
         self.rejects = rejects
         self._factories = sources

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from engine.historical import TABLE_SCHEMA
 from engine.pacing import Clock, Pacer
 from engine.rejects import Rejected
 
@@ -142,8 +143,6 @@ class TableSource:
             if not rejected:
                 return None
             if self._empty is None:
-                from engine.historical import TABLE_SCHEMA
-
                 self._empty = columns_of(TABLE_SCHEMA.empty_table())
             return SourceBatch(dict(self._empty), rejected=rejected)
         return SourceBatch(columns_of(table), rejected=rejected)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tools.pipeline import free_port
 
 from .enginetools import Consumer, Proc, no_segment, run_module
 
@@ -166,12 +167,6 @@ def test_kill_9_twice_then_resume_exactly_once(
     assert_exactly_once(c, 6000)
     assert c.resets == 2 and c.duplicates > 0  # carried records were re-sent and dropped
     assert np.all(c.column("mode") == 0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_live_feed_and_historical_resume_across_restart(

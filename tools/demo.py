@@ -8,24 +8,12 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import sys
 import time
-from pathlib import Path
 
-from tools.pipeline import ROOT, replay, start, unique_ring, wait
+from tools.pipeline import ROOT, count_lines, free_port, replay, start, unique_ring, wait
 
 OUT = ROOT / "demo-out"
-
-
-def count_lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(what: str, done, timeout: float = 20.0) -> None:

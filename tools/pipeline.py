@@ -6,6 +6,7 @@ Used by ``make demo``, the sample-log regeneration, tests and the end-to-end ben
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -28,9 +29,20 @@ class Replay:
     engine_stderr: str
     processor_stderr: str
 
-    def lines(self, path: Path) -> int:
-        with open(path, "rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+def count_lines(path: Path) -> int:
+    """Lines in ``path`` (0 if it does not exist)."""
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def unique_ring(prefix: str) -> str:

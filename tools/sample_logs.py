@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools.pipeline import ROOT, replay
+from tools.pipeline import ROOT, count_lines, replay
 
 SAMPLE = ROOT / "data" / "historical_sample.csv"
 OUT = ROOT / "sample_logs"
@@ -32,8 +32,7 @@ def generate(into: Path) -> tuple[Path, Path]:
 def main() -> int:
     mid, err = generate(OUT)
     for path in (mid, err):
-        lines = path.read_bytes().count(b"\n")
-        print(f"{path.relative_to(ROOT)}: {lines} lines")
+        print(f"{path.relative_to(ROOT)}: {count_lines(path)} lines")
     return 0
 
 
