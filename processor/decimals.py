@@ -25,13 +25,12 @@ scales beyond 17, far-apart magnitudes) takes the exact ``Decimal`` path row by 
 from __future__ import annotations
 
 import decimal
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -46,6 +45,8 @@ _EXACT = decimal.Context(prec=1200)  # enough for the exact sum of any two float
 
 #: Words of ``MidText.words`` per row: 24 bytes, room for 19 digits and the point.
 MID_WORDS = 3
+#: ``format_plain`` gives 64-bit offsets from this many values on (texts up to 24 bytes).
+_LARGE_ROWS = (2**31 - 1) // 24
 #: Rows formatted at a time, so that the temporaries stay in the CPU cache.
 CHUNK = 1 << 15
 
@@ -243,47 +244,28 @@ def mid_text(bid: F64, ask: F64, out: U64 | None = None) -> MidText:
     return MidText(words, length, slow, slow_text)
 
 
-def may_tie(x: F64) -> npt.NDArray[np.bool_]:
-    """Values whose shortest decimal could be an exact tie between two candidates.
-
-    Python's repr breaks such a tie to the even digit, Polars upwards. A tie needs the exact
-    binary value to have at most 18 significant digits while the shortest decimal needs 16
-    or more: then ``x * 2**26`` is an integer (at most 17 fraction bits above 1, at most 25
-    below) and the fast path (at most 15 digits) does not apply.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        scaled = x * 2.0**26
-        tie = np.isfinite(x) & (scaled == np.floor(scaled))
-    rows = np.flatnonzero(tie)
-    if rows.size:
-        tie[rows] = ~_scale(x[rows], x[rows])[3]
-    return tie
-
-
 def format_plain(x: F64) -> pa.StringArray:
-    """The plain text of each value (see ``plain_text``); NaN prints ``nan``."""
+    """The plain text of each value (see ``plain_text``); NaN prints ``nan``.
+
+    Arrow's cast gives the shortest round-trip digits (the same as ``repr``, ties included) but
+    switches to exponent form for very small and very large magnitudes; those values, rare in
+    quotes, take ``plain_text``.
+
+    >>> format_plain(np.array([24.435913010256233, 25.0, 3.85e-08])).to_pylist()
+    ['24.435913010256233', '25', '0.0000000385']
+    """
     x = np.ascontiguousarray(x, dtype=np.float64)
-    sink = io.BytesIO()
-    frame = pl.DataFrame({"x": pl.Series(values=x, nan_to_null=True)})
-    frame.write_csv(sink, include_header=False, float_scientific=False, null_value="nan")
-    raw = sink.getvalue()
-    ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)
-    offsets = np.empty(x.size + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends - np.arange(x.size)  # newlines removed below
-    data = raw.replace(b"\n", b"")
-    if offsets[-1] < 2**31:
-        texts = pa.StringArray.from_buffers(
-            x.size, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-        )
-    else:
-        texts = pa.LargeStringArray.from_buffers(x.size, pa.py_buffer(offsets), pa.py_buffer(data))
-    # Polars rounds exact ties between two shortest candidates up, repr to even: redo those.
-    ties = np.flatnonzero(may_tie(x))
-    if ties.size:
-        values = texts.to_pylist()
-        for i in ties.tolist():
-            values[i] = plain_text(x[i])
-        texts = pa.array(values, type=texts.type)
-    return texts
+    kind = pa.large_string() if x.size >= _LARGE_ROWS else pa.string()
+    texts = pc.cast(pa.array(x), kind)
+    _, offsets, data = texts.buffers()
+    if data is None:  # no values
+        return texts
+    at = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("e"))  # "inf" has no e
+    if not at.size:
+        return texts
+    bounds = np.frombuffer(offsets, dtype=np.int64 if kind == pa.large_string() else np.int32)
+    rows = np.unique(np.searchsorted(bounds[1 : x.size + 1], at, side="right"))
+    mask = np.zeros(x.size, dtype=np.bool_)
+    mask[rows] = True
+    fixed = pa.array([plain_text(v) for v in x[rows].tolist()], type=kind)
+    return pc.replace_with_mask(texts, pa.array(mask), fixed)

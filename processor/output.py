@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from processor import state as statefile
 
@@ -147,6 +146,8 @@ class ParquetSink:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._pending: list[pa.Table] = []
+        import pyarrow.parquet as pq  # only with --parquet: its import costs ~0.15 s
+
         try:
             self._writer = pq.ParquetWriter(str(self.path), PARQUET_SCHEMA)
         except OSError as exc:

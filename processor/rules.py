@@ -8,12 +8,12 @@ writes to it, its arrays may be views into shared memory) and returns the text t
 
 from __future__ import annotations
 
-import io
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -136,7 +136,7 @@ def _slow_views(views: npt.NDArray[np.uint64], rows: list[int], texts: list[byte
         views[i] = np.frombuffer(raw, dtype=np.uint64)
 
 
-def _texts(ts: npt.NDArray[np.int64], head: bytes, tail: bytes) -> pl.Series:
+def _stamped(ts: npt.NDArray[np.int64], head: bytes, tail: bytes) -> pa.StringArray:
     """``head + <timestamp> + tail`` for each timestamp."""
     width = len(head) + timefmt.WIDTH + len(tail)
     raw = np.empty((ts.size, width), dtype=np.uint8)
@@ -144,33 +144,26 @@ def _texts(ts: npt.NDArray[np.int64], head: bytes, tail: bytes) -> pl.Series:
     stamps = timefmt.timestamp_words(ts).view(np.uint8)[:, timefmt.ROW_BYTES - timefmt.WIDTH :]
     raw[:, len(head) : len(head) + timefmt.WIDTH] = stamps
     raw[:, len(head) + timefmt.WIDTH :] = np.frombuffer(tail, dtype=np.uint8)
-    offsets = np.arange(0, (ts.size + 1) * width, width, dtype=np.int64)
-    return pl.from_arrow(
-        pa.LargeStringArray.from_buffers(ts.size, pa.py_buffer(offsets), pa.py_buffer(raw))
-    )
+    offsets = np.arange(0, (ts.size + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(ts.size, pa.py_buffer(offsets), pa.py_buffer(raw))
 
 
-def _numbers(values: npt.NDArray[np.float64]) -> pl.Series:
-    """A column Polars writes as the plain text of each value (``decimals.format_plain``)."""
-    if decimals.may_tie(values).any():  # rare: texts from the exact path
-        return pl.from_arrow(decimals.format_plain(values))
-    return pl.Series(values=values, nan_to_null=True)  # nulls print as "nan"
+def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> bytes:
+    """The lines of ``parts`` (rows, lines), each line going to its row of ``n``, joined.
 
-
-def _constant(text: bytes, n: int) -> pl.Series:
-    """``text`` ``n`` times."""
-    offsets = np.arange(0, (n + 1) * len(text), len(text), dtype=np.int64)
-    data = pa.py_buffer(text * n)
-    return pl.from_arrow(pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), data))
-
-
-def _csv(columns: list[pl.Series], separator: str, terminator: str) -> bytes:
-    sink = io.BytesIO()
-    pl.DataFrame(columns).write_csv(
-        sink, include_header=False, separator=separator, line_terminator=terminator,
-        quote_style="never", float_scientific=False, null_value="nan",
-    )
-    return sink.getvalue()
+    Every line starts with ``No m`` and is longer than 12 bytes: a string view of it holds its
+    length, those 4 bytes, its buffer and its offset.
+    """
+    views = np.empty((n, 2), dtype=np.uint64)
+    buffers = []
+    for index, (rows, lines) in enumerate(parts):
+        kind = np.int64 if pa.types.is_large_string(lines.type) else np.int32
+        _, offsets, data = lines.buffers()
+        bounds = np.frombuffer(offsets, dtype=kind)[lines.offset : lines.offset + len(lines) + 1]
+        views[rows, 0] = np.diff(bounds).astype(np.uint64) | _NO_M
+        views[rows, 1] = np.uint64(index) | (bounds[:-1].astype(np.uint64) << _HALF)
+        buffers.append(data)
+    return _data(_cast(views, buffers, sum(b.size for b in buffers)))
 
 
 def _error_lines(ts: npt.NDArray[np.int64], late: npt.NDArray[np.bool_],
@@ -178,36 +171,27 @@ def _error_lines(ts: npt.NDArray[np.int64], late: npt.NDArray[np.bool_],
                  ask: npt.NDArray[np.float64], threshold: float) -> bytes:
     """Error lines: latency over the threshold where ``late``, invalid quote elsewhere.
 
-    Polars writes the lines of each kind (its float format is the plain text); string
-    views then interleave them in batch order.
+    Each kind is joined column-wise from Arrow string arrays (the numbers' plain text from
+    ``decimals.format_plain``); string views then interleave the two kinds in batch order.
     """
+    parts: list[tuple[npt.NDArray[np.intp], pa.Array]] = []
     late_rows = np.flatnonzero(late)
-    bad_rows = np.flatnonzero(~late)
-    texts: list[bytes] = []
     if late_rows.size:
-        texts.append(_csv(
-            [_texts(ts[late_rows], b"No mid price at ", b" as latency"),
-             _numbers(latency[late_rows])],
-            " ", f"ms is bigger than {decimals.plain_text(threshold)}ms\n",
-        ))
+        parts.append((late_rows, pc.binary_join_element_wise(
+            _stamped(ts[late_rows], b"No mid price at ", b" as latency "),
+            decimals.format_plain(latency[late_rows]),
+            f"ms is bigger than {decimals.plain_text(threshold)}ms\n", "",
+        )))  # fmt: skip
+    bad_rows = np.flatnonzero(~late)
     if bad_rows.size:
-        raw = _csv(
-            [_texts(ts[bad_rows], b"No mid price at ", b" as quote is invalid (bid "),
-             _numbers(bid[bad_rows]),
-             _constant(b", ask ", bad_rows.size),
-             _numbers(ask[bad_rows])],
-            "\x01", ")\n",
-        )
-        texts.append(raw.replace(b"\x01", b""))  # separators go
-    if len(texts) == 1:
-        return texts[0]
-    views = np.empty((ts.size, 2), dtype=np.uint64)
-    for index, (rows, text) in enumerate(zip((late_rows, bad_rows), texts, strict=True)):
-        ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n")) + 1
-        starts = np.concatenate([[0], ends[:-1]])
-        views[rows, 0] = (ends - starts).astype(np.uint64) | _NO_M
-        views[rows, 1] = np.uint64(index) | (starts.astype(np.uint64) << _HALF)
-    return _data(_cast(views, [pa.py_buffer(t) for t in texts], sum(map(len, texts))))
+        parts.append((bad_rows, pc.binary_join_element_wise(
+            _stamped(ts[bad_rows], b"No mid price at ", b" as quote is invalid (bid "),
+            decimals.format_plain(bid[bad_rows]), ", ask ", decimals.format_plain(ask[bad_rows]),
+            ")\n", "",
+        )))  # fmt: skip
+    if len(parts) == 1:
+        return _data(parts[0][1])
+    return _interleave(parts, ts.size)
 
 
 def _tickers(column: pa.Array, keep: npt.NDArray[np.bool_]) -> pa.Array:
@@ -218,6 +202,11 @@ def _tickers(column: pa.Array, keep: npt.NDArray[np.bool_]) -> pa.Array:
     return pc.binary_join_element_wise(column.filter(pa.array(keep)).cast(pa.string()), ", ", "")
 
 
+def _joined(parts: list[Rendered]) -> Rendered:
+    return Rendered(b"".join(p.mid for p in parts), b"".join(p.errors for p in parts),
+                    sum(p.n_mid for p in parts), sum(p.n_errors for p in parts))
+
+
 def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> Rendered:
     """The ``mid_prices.log`` and ``errors.log`` lines of ``batch``, in batch order.
 
@@ -226,10 +215,8 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
     if not batch.num_rows:
         return Rendered(b"", b"", 0, 0)
     if batch.num_rows > _MAX_ROWS:  # keeps string-view offsets within 32 bits
-        parts = [render(batch.slice(i, _MAX_ROWS), threshold, extended)
-                 for i in range(0, batch.num_rows, _MAX_ROWS)]
-        return Rendered(b"".join(p.mid for p in parts), b"".join(p.errors for p in parts),
-                        sum(p.n_mid for p in parts), sum(p.n_errors for p in parts))
+        return _joined([render(batch.slice(i, _MAX_ROWS), threshold, extended)
+                        for i in range(0, batch.num_rows, _MAX_ROWS)])
     ts = _numpy(batch, "timestamp").view(np.int64)
     bid = _numpy(batch, "bid_price")
     ask = _numpy(batch, "ask_price")
@@ -250,3 +237,50 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
         errors = _error_lines(ts_all[bad], late[bad], latency[bad], bid_all[bad], ask_all[bad],
                               float(threshold))
     return Rendered(mid, errors, n_mid, n_errors)
+
+
+class Renderer:
+    """``render`` with a fixed threshold and format, on two cores when the machine has them.
+
+    A batch of ``split_at`` records or more is cut in two halves rendered side by side: one on
+    a helper thread, one on the caller's (numpy and Arrow release the GIL in their loops). The
+    result is the same bytes as ``render``'s; the call returns once both halves are done, so
+    the batch is not read after it returns.
+
+    >>> with Renderer(20.0) as r:
+    ...     r(pa.record_batch({"timestamp": pa.array([0], pa.timestamp("ns")),
+    ...                        "bid_price": [1.0], "ask_price": [2.0], "latency": [0.0],
+    ...                        "mode": pa.array([HISTORICAL], pa.uint8())})).mid
+    b'1970-01-01 00:00:00.000, 1.5\\n'
+    """
+
+    def __init__(self, threshold: float, extended: bool = False, *, threads: int | None = None,
+                 split_at: int = 1 << 14) -> None:
+        self.threshold = threshold
+        self.extended = extended
+        self.split_at = split_at
+        threads = min(2, os.cpu_count() or 1) if threads is None else threads
+        self._pool = ThreadPoolExecutor(1, "render") if threads > 1 else None
+
+    def __call__(self, batch: pa.RecordBatch) -> Rendered:
+        """The lines of ``batch`` (see ``render``)."""
+        n = batch.num_rows
+        if self._pool is None or n < self.split_at:
+            return render(batch, self.threshold, self.extended)
+        first = self._pool.submit(render, batch.slice(0, n // 2), self.threshold, self.extended)
+        try:
+            second = render(batch.slice(n // 2), self.threshold, self.extended)
+        finally:
+            wait([first])  # the helper is done with the batch before the caller moves on
+        return _joined([first.result(), second])
+
+    def close(self) -> None:
+        """Stop the helper thread."""
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
