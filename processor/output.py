@@ -2,11 +2,12 @@
 
 The main thread renders batches and hands the bytes to :class:`OutputWriter` through a bounded
 queue. The writer thread appends them to both logs (buffered, in queue order) and runs a
-*commit cycle* at least every ``flush_every`` seconds and at the end: write out the buffers,
-``fdatasync`` both logs, replace the state file (``processor.state``), then report the ring
-position the state covers. The main thread commits that position to the ring; the writer thread
-never touches ring objects. Any OSError stops the writer with an :class:`OutputError` naming
-the file; the state file is then never advanced past what is on disk.
+*commit cycle* at least every ``flush_every`` seconds, after every ``cycle_records`` records,
+and at the end: write out the buffers, ``fdatasync`` both logs, replace the state file
+(``processor.state``), then report the ring position the state covers. The main thread commits
+that position to the ring; the writer thread never touches ring objects. Any OSError stops the
+writer with an :class:`OutputError` naming the file; the state file is then never advanced past
+what is on disk.
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ class Chunk:
     tag: int
     last_seq: int | None
     table: pa.Table | None = None
+    records: int = 0  # ring records the chunk covers (duplicates included)
 
 
 _FINISH = object()
@@ -203,6 +205,7 @@ class OutputWriter:
         parquet: ParquetSink | None = None,
         flush_every: float = 0.1,
         max_queued: int = 16,
+        cycle_records: int | None = None,
     ) -> None:
         self.mid = mid
         self.errors = errors
@@ -210,6 +213,11 @@ class OutputWriter:
         self.state = state  # the last state made durable
         self.parquet = parquet
         self.flush_every = flush_every
+        #: A commit cycle also runs once this many records were added since the last one: the
+        #: ring keeps uncommitted records, so the engine waits when they fill it. A quarter of
+        #: the ring lets the cycle's fsync run while the next quarter is read.
+        self.cycle_records = cycle_records
+        self._records = 0  # added since the last cycle
         self.error: OutputError | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queued)
         self._lock = threading.Lock()
@@ -271,7 +279,8 @@ class OutputWriter:
                 if isinstance(item, Chunk):
                     self._add(item)
                 now = time.monotonic()
-                if now >= next_cycle:
+                full = self.cycle_records is not None and self._records >= self.cycle_records
+                if now >= next_cycle or full:
                     if self._dirty:
                         self._cycle()
                     next_cycle = now + self.flush_every
@@ -288,6 +297,7 @@ class OutputWriter:
         self._tag = chunk.tag
         self._last_seq = chunk.last_seq
         self._written = (chunk.epoch, chunk.position)
+        self._records += chunk.records
         self._dirty = True
 
     def _cycle(self) -> None:
@@ -312,3 +322,4 @@ class OutputWriter:
             with self._lock:
                 self._report = self._written
         self._dirty = False
+        self._records = 0

@@ -113,7 +113,8 @@ class Processor:
             parquet = ParquetSink(cfg.parquet) if cfg.parquet is not None else None
             assert self._initial is not None
             self.writer = OutputWriter(
-                self.mid, self.errors, cfg.state, self._initial, parquet=parquet
+                self.mid, self.errors, cfg.state, self._initial, parquet=parquet,
+                cycle_records=self.reader.capacity // 4,
             )
             self.writer.start()
             code = 1
@@ -276,6 +277,8 @@ class Processor:
         if reader is None:
             return False
         self.reader = reader
+        if self.writer is not None:
+            self.writer.cycle_records = reader.capacity // 4
         if reader.tag != self.tag:
             self.log.warning(
                 "the new ring carries another engine stream; appending all its records",
@@ -315,7 +318,8 @@ class Processor:
             if self.cfg.parquet is not None:
                 table = parquet_rows(batch, self.cfg.threshold)
         self.writer.put(
-            Chunk(mid, errors, self.epoch, self.reader.position, self.tag, self.watermark, table)
+            Chunk(mid, errors, self.epoch, self.reader.position, self.tag, self.watermark, table,
+                  records=n)
         )
 
     def _commit(self) -> None:
