@@ -1,0 +1,45 @@
+"""The processor's writer thread (``processor.output.OutputWriter``): when commit cycles run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from processor.output import Chunk, LogFile, OutputWriter
+from processor.state import State
+
+from .faulttools import wait_until
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Iterator[tuple[LogFile, LogFile, Path, State]]:
+    mid, err = LogFile(tmp_path / "mid.log", "mid log"), LogFile(tmp_path / "err.log", "error log")
+    state = State(name="t", ring="r", tag=1, last_seq=None, mid_log=str(mid.path),
+                  mid_bytes=0, error_log=str(err.path), error_bytes=0, format="spec",
+                  threshold=20.0)  # fmt: skip
+    yield mid, err, tmp_path / "state.json", state
+    mid.close()
+    err.close()
+
+
+def _chunk(position: int, records: int) -> Chunk:
+    return Chunk(b"m\n" * records, b"", 0, position, 1, position - 1, records=records)
+
+
+def test_a_cycle_runs_once_enough_records_were_added(
+    logs: tuple[LogFile, LogFile, Path, State],
+) -> None:
+    # The timer alone would wait an hour: the record count starts the cycle.
+    writer = OutputWriter(*logs, flush_every=3600.0, cycle_records=100)
+    writer.start()
+    try:
+        writer.put(_chunk(60, 60))
+        writer.put(_chunk(120, 60))
+        assert wait_until(writer.take_report, "a commit cycle after 120 records") == (0, 120)
+        assert (logs[0].path).read_bytes() == b"m\n" * 120  # written and synced before the report
+        writer.put(_chunk(150, 30))
+    finally:
+        assert writer.finish() is None
+    assert writer.take_report() == (0, 150)
