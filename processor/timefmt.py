@@ -30,6 +30,20 @@ def _place(texts: npt.NDArray[np.bytes_], start: int) -> npt.NDArray[np.uint64]:
     return raw.view(np.uint64)
 
 
+def _text(*parts: npt.NDArray[np.uint8] | bytes, rows: int) -> npt.NDArray[np.bytes_]:
+    """Rows of fixed-width text: each part is a column block of bytes or a constant."""
+    blocks = [np.broadcast_to(np.frombuffer(p, dtype=np.uint8), (rows, len(p)))
+              if isinstance(p, bytes) else p for p in parts]  # fmt: skip
+    raw = np.ascontiguousarray(np.hstack(blocks))
+    return raw.view(f"S{raw.shape[1]}").reshape(rows)
+
+
+def _digits(values: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.uint8]:
+    """``values`` as zero-padded decimal digits, ``width`` columns of ASCII."""
+    powers = 10 ** np.arange(width - 1, -1, -1)
+    return (ord("0") + values[:, None] // powers % 10).astype(np.uint8)
+
+
 @cache
 def _clock_tables(suffix: bytes) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
     """Words of ``HH:MM:SS`` per second of the day and ``.mmm`` + suffix per millisecond.
@@ -38,17 +52,10 @@ def _clock_tables(suffix: bytes) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np
     """
     start = ROW_BYTES - WIDTH - len(suffix)
     sec = np.arange(86_400)
-    hms = np.char.add(
-        np.char.add(np.char.zfill((sec // 3600).astype("S2"), 2), b":"),
-        np.char.add(
-            np.char.add(np.char.zfill((sec // 60 % 60).astype("S2"), 2), b":"),
-            np.char.zfill((sec % 60).astype("S2"), 2),
-        ),
-    )
-    millis = np.char.add(
-        np.char.add(b".", np.char.zfill(np.arange(1000).astype("S3"), 3)), suffix
-    )
-    return _place(hms, start + 11), _place(millis.astype(f"S{4 + len(suffix)}"), start + 19)
+    hms = _text(_digits(sec // 3600, 2), b":", _digits(sec // 60 % 60, 2), b":",
+                _digits(sec % 60, 2), rows=sec.size)  # fmt: skip
+    millis = _text(b".", _digits(np.arange(1000), 3), suffix, rows=1000)
+    return _place(hms, start + 11), _place(millis, start + 19)
 
 
 def _columns(table: npt.NDArray[np.uint64]) -> list[tuple[int, npt.NDArray[np.uint64]]]:
