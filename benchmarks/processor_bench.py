@@ -148,8 +148,10 @@ def run_inprocess(ring: str, name: str, out_dir: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             while (batch := r.read(max_records=READ_MAX, timeout=1.0)) is not None:
                 out = renderer(batch)
-                mid.write(out.mid)
-                err.write(out.errors)
+                for part in out.mid_parts:
+                    mid.write(part)
+                for part in out.error_parts:
+                    err.write(part)
                 n += batch.num_rows
             seconds = time.perf_counter() - t0
         if not r.ended:

@@ -19,6 +19,7 @@ import queue
 import stat
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow as pa
 from processor import state as statefile
 
 _BUFFER = 1 << 20  # bytes gathered before a write(2)
+_IOV_MAX = 1024  # buffers per writev(2) (Linux's limit)
 
 #: Columns of the ``--parquet`` file.
 PARQUET_SCHEMA = pa.schema(
@@ -75,7 +77,7 @@ class LogFile:
                 ) from exc
         #: Bytes in the file once everything appended so far is written.
         self.length = info.st_size if self.regular else 0
-        self._pending: list[bytes] = []
+        self._pending: list[memoryview] = []
         self._pending_bytes = 0
         self._unsynced = False
 
@@ -96,26 +98,28 @@ class LogFile:
             raise _failure("truncate", self.what, self.path, exc) from exc
         self.length = length
 
-    def append(self, data: bytes) -> None:
-        """Queue ``data`` for writing; writes once a megabyte has gathered."""
-        if not data:
+    def append(self, data: bytes | memoryview) -> None:
+        """Queue ``data`` for writing (kept by reference, not copied); writes once a megabyte
+        has gathered."""
+        view = memoryview(data).cast("B")
+        if not view.nbytes:
             return
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        self.length += len(data)
+        self._pending.append(view)
+        self._pending_bytes += view.nbytes
+        self.length += view.nbytes
         if self._pending_bytes >= _BUFFER:
             self._write_pending()
 
     def _write_pending(self) -> None:
-        if not self._pending:
-            return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
+        views, self._pending = self._pending, []
         self._pending_bytes = 0
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            while views:  # one writev(2) per batch of parts, no joining copy
+                done = os.writev(self._fd, views[:_IOV_MAX])
+                while views and done >= views[0].nbytes:
+                    done -= views.pop(0).nbytes
+                if done:
+                    views[0] = views[0][done:]
         except OSError as exc:
             raise _failure("write", self.what, self.path, exc) from exc
         self._unsynced = True
@@ -180,8 +184,8 @@ class ParquetSink:
 class Chunk:
     """What one ring batch adds: log bytes, and where the stream stands after it."""
 
-    mid: bytes
-    errors: bytes
+    mid: Sequence[bytes | memoryview]  # parts, written in order
+    errors: Sequence[bytes | memoryview]
     epoch: int  # which attach the position belongs to
     position: int  # the ring sequence after the batch
     tag: int
@@ -290,8 +294,10 @@ class OutputWriter:
             self.error = OutputError(f"output writer failed: {exc!r}")
 
     def _add(self, chunk: Chunk) -> None:
-        self.mid.append(chunk.mid)
-        self.errors.append(chunk.errors)
+        for part in chunk.mid:
+            self.mid.append(part)
+        for part in chunk.errors:
+            self.errors.append(part)
         if self.parquet is not None and chunk.table is not None:
             self.parquet.add(chunk.table)
         self._tag = chunk.tag

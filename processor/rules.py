@@ -35,12 +35,26 @@ _NO_M = np.uint64(int.from_bytes(b"No m", "little") << 32)  # the first 4 bytes 
 
 @dataclass(frozen=True)
 class Rendered:
-    """The lines one batch adds to ``mid_prices.log`` and ``errors.log``."""
+    """The lines one batch adds to ``mid_prices.log`` and ``errors.log``.
 
-    mid: bytes
-    errors: bytes
+    The text comes in parts, to be written one after the other: views of the Arrow buffers the
+    lines were made in (no copies); ``mid`` and ``errors`` join them.
+    """
+
+    mid_parts: tuple[memoryview, ...]
+    error_parts: tuple[memoryview, ...]
     n_mid: int
     n_errors: int
+
+    @property
+    def mid(self) -> bytes:
+        """The ``mid_prices.log`` lines."""
+        return b"".join(self.mid_parts)
+
+    @property
+    def errors(self) -> bytes:
+        """The ``errors.log`` lines."""
+        return b"".join(self.error_parts)
 
 
 def _numpy(batch: pa.RecordBatch, name: str) -> npt.NDArray:
@@ -50,14 +64,14 @@ def _numpy(batch: pa.RecordBatch, name: str) -> npt.NDArray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _data(lines: pa.Array) -> bytes:
-    """The concatenated values of a string array."""
+def _data(lines: pa.Array) -> memoryview:
+    """The concatenated values of a string array (a view of its buffer)."""
     if not len(lines):
-        return b""
+        return memoryview(b"")
     kind = np.int64 if pa.types.is_large_string(lines.type) else np.int32
     _, offsets, data = lines.buffers()
     bounds = np.frombuffer(offsets, dtype=kind)[[lines.offset, lines.offset + len(lines)]]
-    return data[int(bounds[0]) : int(bounds[1])].to_pybytes()
+    return memoryview(data)[int(bounds[0]) : int(bounds[1])]
 
 
 _INLINE_MASKS = np.array([(1 << 8 * min(max(k - 4, 0), 8)) - 1 for k in range(64)],
@@ -148,7 +162,7 @@ def _stamped(ts: npt.NDArray[np.int64], head: bytes, tail: bytes) -> pa.StringAr
     return pa.StringArray.from_buffers(ts.size, pa.py_buffer(offsets), pa.py_buffer(raw))
 
 
-def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> bytes:
+def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> memoryview:
     """The lines of ``parts`` (rows, lines), each line going to its row of ``n``, joined.
 
     Every line starts with ``No m`` and is longer than 12 bytes: a string view of it holds its
@@ -168,7 +182,7 @@ def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> b
 
 def _error_lines(ts: npt.NDArray[np.int64], late: npt.NDArray[np.bool_],
                  latency: npt.NDArray[np.float64], bid: npt.NDArray[np.float64],
-                 ask: npt.NDArray[np.float64], threshold: float) -> bytes:
+                 ask: npt.NDArray[np.float64], threshold: float) -> memoryview:
     """Error lines: latency over the threshold where ``late``, invalid quote elsewhere.
 
     Each kind is joined column-wise from Arrow string arrays (the numbers' plain text from
@@ -203,7 +217,8 @@ def _tickers(column: pa.Array, keep: npt.NDArray[np.bool_]) -> pa.Array:
 
 
 def _joined(parts: list[Rendered]) -> Rendered:
-    return Rendered(b"".join(p.mid for p in parts), b"".join(p.errors for p in parts),
+    return Rendered(tuple(m for p in parts for m in p.mid_parts),
+                    tuple(e for p in parts for e in p.error_parts),
                     sum(p.n_mid for p in parts), sum(p.n_errors for p in parts))
 
 
@@ -213,7 +228,7 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
     ``extended`` selects ``<timestamp>, <ticker>, <mid_price>`` for the mid lines.
     """
     if not batch.num_rows:
-        return Rendered(b"", b"", 0, 0)
+        return Rendered((), (), 0, 0)
     if batch.num_rows > _MAX_ROWS:  # keeps string-view offsets within 32 bits
         return _joined([render(batch.slice(i, _MAX_ROWS), threshold, extended)
                         for i in range(0, batch.num_rows, _MAX_ROWS)])
@@ -225,17 +240,18 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
     good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
     n_mid = int(np.count_nonzero(good))
     n_errors = batch.num_rows - n_mid
-    mid = errors = b""
+    mid: tuple[memoryview, ...] = ()
+    errors: tuple[memoryview, ...] = ()
     ts_all, bid_all, ask_all = ts, bid, ask
     if n_mid:
         tickers = _tickers(batch.column("ticker"), good) if extended else None
         if n_mid < batch.num_rows:
             ts, bid, ask = ts[good], bid[good], ask[good]
-        mid = _data(_mid_lines(ts, bid, ask, tickers))
+        mid = (_data(_mid_lines(ts, bid, ask, tickers)),)
     if n_errors:
         bad = ~good
-        errors = _error_lines(ts_all[bad], late[bad], latency[bad], bid_all[bad], ask_all[bad],
-                              float(threshold))
+        errors = (_error_lines(ts_all[bad], late[bad], latency[bad], bid_all[bad], ask_all[bad],
+                               float(threshold)),)
     return Rendered(mid, errors, n_mid, n_errors)
 
 

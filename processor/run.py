@@ -301,7 +301,8 @@ class Processor:
                 self.duplicates += n - kept
                 batch = batch.filter(pa.array(keep))
                 seq = seq[keep]
-        mid = errors = b""
+        mid: tuple[memoryview, ...] = ()
+        errors: tuple[memoryview, ...] = ()
         table = None
         if len(seq):
             first = int(seq[0])
@@ -312,7 +313,7 @@ class Processor:
                 )  # fmt: skip
             self.watermark = int(seq.max())
             out = self.render(batch)
-            mid, errors = out.mid, out.errors
+            mid, errors = out.mid_parts, out.error_parts
             self.mids += out.n_mid
             self.error_lines += out.n_errors
             if self.cfg.parquet is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def logs(tmp_path: Path) -> Iterator[tuple[LogFile, LogFile, Path, State]]:
 
 
 def _chunk(position: int, records: int) -> Chunk:
-    return Chunk(b"m\n" * records, b"", 0, position, 1, position - 1, records=records)
+    return Chunk((b"m\n" * records,), (), 0, position, 1, position - 1, records=records)
 
 
 def test_a_cycle_runs_once_enough_records_were_added(
@@ -43,3 +44,23 @@ def test_a_cycle_runs_once_enough_records_were_added(
     finally:
         assert writer.finish() is None
     assert writer.take_report() == (0, 150)
+
+
+def test_parts_are_written_in_order_through_short_writes(
+    logs: tuple[LogFile, LogFile, Path, State], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.writev
+    calls = []
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:  # at most 7 bytes a call
+        calls.append(len(buffers))
+        return real(fd, [b"".join(bytes(b) for b in buffers)[:7]])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    mid = logs[0]
+    parts = [b"first line\n", memoryview(b"xsecond\n")[1:], b"", bytearray(b"third\n")]
+    for part in parts:
+        mid.append(part)
+    mid.sync()
+    assert mid.path.read_bytes() == b"first line\nsecond\nthird\n" and mid.length == 24
+    assert len(calls) == 4 and calls[0] == 3  # the empty part was never queued

@@ -178,7 +178,8 @@ def test_order_is_kept_in_both_outputs() -> None:
 
 
 def test_empty_batch() -> None:
-    assert render(make_batch([]), 20.0) == Rendered(b"", b"", 0, 0)
+    empty = render(make_batch([]), 20.0)
+    assert (empty.mid, empty.errors, empty.n_mid, empty.n_errors) == (b"", b"", 0, 0)
     only_errors = render(make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 99.0, 1.0, 2.0)]),
                          20.0)
     assert only_errors.mid == b"" and only_errors.n_errors == 1
