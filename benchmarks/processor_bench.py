@@ -13,8 +13,7 @@ compares runs made side by side), each contender takes all the records:
     the process to its exit (interpreter start-up, attach, the fsyncs of its commit cycles).
 ``read+render+write``
     the processor's loop in this process, without start-up: ``read(65536)`` from the ring,
-    ``processor.rules.Renderer`` (two threads, as in the program), append both logs to files
-    (buffered, no fsync).
+    ``processor.rules.render``, append both logs to files (buffered, no fsync).
 ``polars write_csv``
     a bare ``polars.DataFrame({"timestamp": ..., "mid": (bid + ask) / 2}).write_csv(path)`` of
     the same rows from memory: datetime text and a float mid (not the contract's exact text).
@@ -57,7 +56,7 @@ from benchmarks.naive import format_record, plain
 from common.schema import HISTORICAL, QUOTE_SCHEMA
 from engine.historical import load_historical
 from engine.sources import columns_of
-from processor.rules import Renderer, render
+from processor.rules import render
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLD = 20.0
@@ -141,13 +140,12 @@ def run_inprocess(ring: str, name: str, out_dir: Path) -> dict[str, Any]:
     batch = None
     try:
         with (
-            Renderer(THRESHOLD) as renderer,
             open(out_dir / "mid_prices.log", "wb") as mid,
             open(out_dir / "errors.log", "wb") as err,
         ):
             t0 = time.perf_counter()
             while (batch := r.read(max_records=READ_MAX, timeout=1.0)) is not None:
-                out = renderer(batch)
+                out = render(batch, THRESHOLD)
                 for part in out.mid_parts:
                     mid.write(part)
                 for part in out.error_parts:

@@ -8,8 +8,6 @@ writes to it, its arrays may be views into shared memory) and returns the text t
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,30 +180,35 @@ def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> m
 
 def _error_lines(ts: npt.NDArray[np.int64], late: npt.NDArray[np.bool_],
                  latency: npt.NDArray[np.float64], bid: npt.NDArray[np.float64],
-                 ask: npt.NDArray[np.float64], threshold: float) -> memoryview:
-    """Error lines: latency over the threshold where ``late``, invalid quote elsewhere.
+                 ask: npt.NDArray[np.float64], rows: npt.NDArray[np.intp],
+                 threshold: float) -> memoryview:
+    """The error lines of ``rows``: latency over the threshold where ``late``, invalid quote
+    elsewhere.
 
     Each kind is joined column-wise from Arrow string arrays (the numbers' plain text from
     ``decimals.format_plain``); string views then interleave the two kinds in batch order.
     """
     parts: list[tuple[npt.NDArray[np.intp], pa.Array]] = []
-    late_rows = np.flatnonzero(late)
-    if late_rows.size:
-        parts.append((late_rows, pc.binary_join_element_wise(
-            _stamped(ts[late_rows], b"No mid price at ", b" as latency "),
-            decimals.format_plain(latency[late_rows]),
+    is_late = late.take(rows)
+    over = np.flatnonzero(is_late)  # positions among the error lines
+    if over.size:
+        at = rows.take(over)
+        parts.append((over, pc.binary_join_element_wise(
+            _stamped(ts.take(at), b"No mid price at ", b" as latency "),
+            decimals.format_plain(latency.take(at)),
             f"ms is bigger than {decimals.plain_text(threshold)}ms\n", "",
         )))  # fmt: skip
-    bad_rows = np.flatnonzero(~late)
-    if bad_rows.size:
-        parts.append((bad_rows, pc.binary_join_element_wise(
-            _stamped(ts[bad_rows], b"No mid price at ", b" as quote is invalid (bid "),
-            decimals.format_plain(bid[bad_rows]), ", ask ", decimals.format_plain(ask[bad_rows]),
+    invalid = np.flatnonzero(~is_late)
+    if invalid.size:
+        at = rows.take(invalid)
+        parts.append((invalid, pc.binary_join_element_wise(
+            _stamped(ts.take(at), b"No mid price at ", b" as quote is invalid (bid "),
+            decimals.format_plain(bid.take(at)), ", ask ", decimals.format_plain(ask.take(at)),
             ")\n", "",
         )))  # fmt: skip
     if len(parts) == 1:
         return _data(parts[0][1])
-    return _interleave(parts, ts.size)
+    return _interleave(parts, rows.size)
 
 
 def _tickers(column: pa.Array, keep: npt.NDArray[np.bool_]) -> pa.Array:
@@ -238,65 +241,22 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
     latency = _numpy(batch, "latency")
     late = (_numpy(batch, "mode") == HISTORICAL) & (latency > threshold)
     good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
-    n_mid = int(np.count_nonzero(good))
+    # Row numbers and take(), not boolean indexing: numpy's masked gather is several times
+    # slower on a mask that alternates at random.
+    mid_rows = np.flatnonzero(good)
+    n_mid = mid_rows.size
     n_errors = batch.num_rows - n_mid
     mid: tuple[memoryview, ...] = ()
     errors: tuple[memoryview, ...] = ()
-    ts_all, bid_all, ask_all = ts, bid, ask
     if n_mid:
         tickers = _tickers(batch.column("ticker"), good) if extended else None
         if n_mid < batch.num_rows:
-            ts, bid, ask = ts[good], bid[good], ask[good]
-        mid = (_data(_mid_lines(ts, bid, ask, tickers)),)
+            mid = (_data(_mid_lines(ts.take(mid_rows), bid.take(mid_rows), ask.take(mid_rows),
+                                    tickers)),)  # fmt: skip
+        else:
+            mid = (_data(_mid_lines(ts, bid, ask, tickers)),)
     if n_errors:
-        bad = ~good
-        errors = (_error_lines(ts_all[bad], late[bad], latency[bad], bid_all[bad], ask_all[bad],
+        errors = (_error_lines(ts, late, latency, bid, ask, np.flatnonzero(~good),
                                float(threshold)),)
     return Rendered(mid, errors, n_mid, n_errors)
 
-
-class Renderer:
-    """``render`` with a fixed threshold and format, on two cores when the machine has them.
-
-    A batch of ``split_at`` records or more is cut in two halves rendered side by side: one on
-    a helper thread, one on the caller's (numpy and Arrow release the GIL in their loops). The
-    result is the same bytes as ``render``'s; the call returns once both halves are done, so
-    the batch is not read after it returns.
-
-    >>> with Renderer(20.0) as r:
-    ...     r(pa.record_batch({"timestamp": pa.array([0], pa.timestamp("ns")),
-    ...                        "bid_price": [1.0], "ask_price": [2.0], "latency": [0.0],
-    ...                        "mode": pa.array([HISTORICAL], pa.uint8())})).mid
-    b'1970-01-01 00:00:00.000, 1.5\\n'
-    """
-
-    def __init__(self, threshold: float, extended: bool = False, *, threads: int | None = None,
-                 split_at: int = 1 << 14) -> None:
-        self.threshold = threshold
-        self.extended = extended
-        self.split_at = split_at
-        threads = min(2, os.cpu_count() or 1) if threads is None else threads
-        self._pool = ThreadPoolExecutor(1, "render") if threads > 1 else None
-
-    def __call__(self, batch: pa.RecordBatch) -> Rendered:
-        """The lines of ``batch`` (see ``render``)."""
-        n = batch.num_rows
-        if self._pool is None or n < self.split_at:
-            return render(batch, self.threshold, self.extended)
-        first = self._pool.submit(render, batch.slice(0, n // 2), self.threshold, self.extended)
-        try:
-            second = render(batch.slice(n // 2), self.threshold, self.extended)
-        finally:
-            wait([first])  # the helper is done with the batch before the caller moves on
-        return _joined([first.result(), second])
-
-    def close(self) -> None:
-        """Stop the helper thread."""
-        if self._pool is not None:
-            self._pool.shutdown()
-
-    def __enter__(self) -> Renderer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

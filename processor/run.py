@@ -1,6 +1,6 @@
 """The processor's main loop: attach, read, drop re-sent records, render, hand to the writer.
 
-Only the main thread touches the ring. Each batch is rendered (``processor.rules.Renderer``) and
+Only the main thread touches the ring. Each batch is rendered (``processor.rules.render``) and
 queued to the writer thread (``processor.output``) with the ring position after it; when the
 writer reports a position durable (logs fsynced, state file replaced) the main thread commits
 it to the ring (attached with ``release="commit"``, so uncommitted records stay in the ring).
@@ -32,7 +32,7 @@ from processor.output import (
     OutputWriter,
     ParquetSink,
 )
-from processor.rules import Renderer
+from processor.rules import render
 
 #: The ring columns the processor reads, with the dtypes it needs.
 EXPECT = {
@@ -87,7 +87,6 @@ class Processor:
         self.watermark: int | None = None  # the last seq handed to the writer
         self.tag = 0
         self.records = self.mids = self.error_lines = self.duplicates = 0
-        self.render = Renderer(cfg.threshold, cfg.extended)
         self.started = time.monotonic()
         self.stats_at = self.started + STATS_EVERY
         self.stats_records = 0
@@ -124,7 +123,6 @@ class Processor:
                 code = self._finish(code)
             return code
         finally:
-            self.render.close()
             if self.reader is not None:
                 self.reader.close()
             for f in (self.mid, self.errors):
@@ -312,7 +310,7 @@ class Processor:
                     first_missing=self.watermark + 1, count=first - self.watermark - 1,
                 )  # fmt: skip
             self.watermark = int(seq.max())
-            out = self.render(batch)
+            out = render(batch, self.cfg.threshold, self.cfg.extended)
             mid, errors = out.mid_parts, out.error_parts
             self.mids += out.n_mid
             self.error_lines += out.n_errors
