@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 
 class _NoPandas:  # a meta path finder (``importlib.abc`` costs 30 ms to import)
@@ -26,12 +28,18 @@ def without_pandas() -> None:
         sys.meta_path.insert(0, _NoPandas())
 
 
-def exit_quietly(code: int) -> None:
-    """Exit with ``code``; once the program's work is done, later SIGINT/SIGTERM are ignored.
+def exit_quietly(code: int) -> NoReturn:
+    """End the process with ``code`` once the program's work is done, skipping the interpreter's
+    teardown.
 
-    Python resets its signal handlers to the default while it finalizes, so a second Ctrl-C
-    during teardown would otherwise kill the process with -SIGINT after a clean shutdown.
+    By then the programs have closed and released all they own (logs synced, the ring unmapped
+    and, by its creator, removed; threads joined), so the teardown would only free memory the
+    kernel reclaims anyway: 60-100 ms with a 1M-row table loaded, more with larger ones. Later
+    SIGINT/SIGTERM are ignored: a second Ctrl-C must not turn a clean exit into -SIGINT.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    raise SystemExit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to keep
+            stream.flush()
+    os._exit(code)
