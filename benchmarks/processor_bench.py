@@ -13,7 +13,8 @@ compares runs made side by side), each contender takes all the records:
     the process to its exit (interpreter start-up, attach, the fsyncs of its commit cycles).
 ``read+render+write``
     the processor's loop in this process, without start-up: ``read(65536)`` from the ring,
-    ``processor.rules.render``, append both logs to files (buffered, no fsync).
+    ``processor.parallel.RenderPool`` (``render`` on two worker threads, as in the program),
+    append both logs to files (buffered, no fsync), commit the ring position.
 ``polars write_csv``
     a bare ``polars.DataFrame({"timestamp": ..., "mid": (bid + ask) / 2}).write_csv(path)`` of
     the same rows from memory: datetime text and a float mid (not the contract's exact text).
@@ -42,7 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ from benchmarks.naive import format_record, plain
 from common.schema import HISTORICAL, QUOTE_SCHEMA
 from engine.historical import load_historical
 from engine.sources import columns_of
-from processor.rules import render
+from processor.parallel import RenderPool
+from processor.rules import Rendered, render
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLD = 20.0
@@ -135,22 +137,30 @@ def run_program(ring: str, name: str, out_dir: Path, timeout: float = 600.0) -> 
 def run_inprocess(ring: str, name: str, out_dir: Path) -> dict[str, Any]:
     """Read, render and write every record in this process; times the loop only."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    r = ringbuffer.attach(ring, name, timeout=10.0)
+    r = ringbuffer.attach(ring, name, timeout=10.0, release="commit")
     n = 0
     batch = None
     try:
         with (
+            RenderPool[int](THRESHOLD) as pool,
             open(out_dir / "mid_prices.log", "wb") as mid,
             open(out_dir / "errors.log", "wb") as err,
         ):
+
+            def write(results: Iterable[tuple[Rendered, int]]) -> None:
+                for out, position in results:
+                    for part in out.mid_parts:
+                        mid.write(part)
+                    for part in out.error_parts:
+                        err.write(part)
+                    r.commit(position)  # as the program: records stay until written
+
             t0 = time.perf_counter()
             while (batch := r.read(max_records=READ_MAX, timeout=1.0)) is not None:
-                out = render(batch, THRESHOLD)
-                for part in out.mid_parts:
-                    mid.write(part)
-                for part in out.error_parts:
-                    err.write(part)
+                pool.submit(batch, r.position)
+                write(pool.ready())
                 n += batch.num_rows
+            write(pool.drain())
             seconds = time.perf_counter() - t0
         if not r.ended:
             raise RuntimeError("in-process reader: the ring stopped without its end")

@@ -66,6 +66,7 @@ class Config:
     exit_at_end: bool
     parquet: Path | None
     state: Path
+    threads: int | None = None  # render threads; None: two when the machine has two cores
 
 
 class UsageError(Exception):
@@ -130,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parquet", metavar="PATH",
                    help="also write (timestamp, ticker, mid) to this Parquet file "
                         "(rewritten on every start; see below)")
+    p.add_argument("--render-threads", type=int, metavar="N",
+                   help="batches rendered at once on worker threads; 1 renders in the main "
+                        "thread (default: 2 on a machine with 2 cores or more)")
     p.add_argument("--state", metavar="PATH",
                    help="the state file (default: <folder of the mid log>/"
                         ".processor-<name>.state.json)")
@@ -176,6 +180,8 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     mid_log, error_log = Path(args.mid_log), Path(args.error_log)
     state = Path(args.state) if args.state else statefile.default_path(mid_log, args.name)
     parquet = Path(args.parquet) if args.parquet else None
+    if args.render_threads is not None and not 1 <= args.render_threads <= 64:
+        raise UsageError(f"--render-threads {args.render_threads}: use 1 to 64")
     files = {"--mid-log": mid_log, "--error-log": error_log, "--state": state}
     if parquet is not None:
         files["--parquet"] = parquet
@@ -196,6 +202,7 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
         exit_at_end=args.exit_at_end,
         parquet=parquet,
         state=state,
+        threads=args.render_threads,
     )
 
 

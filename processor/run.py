@@ -1,18 +1,20 @@
 """The processor's main loop: attach, read, drop re-sent records, render, hand to the writer.
 
-Only the main thread touches the ring. Each batch is rendered (``processor.rules.render``) and
-queued to the writer thread (``processor.output``) with the ring position after it; when the
-writer reports a position durable (logs fsynced, state file replaced) the main thread commits
-it to the ring (attached with ``release="commit"``, so uncommitted records stay in the ring).
-A restart truncates the logs to the state's lengths and drops records whose ``seq`` is at or
-below the state's ``last_seq``: a kill at any moment, then a restart, gives the same logs as an
-uninterrupted run.
+Only the main thread touches the ring. Each batch is rendered (``processor.rules.render``, two
+at a time on worker threads: ``processor.parallel``) and queued, in order, to the writer thread
+(``processor.output``) with the ring position after it; when the writer reports a position
+durable (logs fsynced, state file replaced) the main thread commits it to the ring (attached
+with ``release="commit"``, so uncommitted records stay in the ring). A restart truncates the
+logs to the state's lengths and drops records whose ``seq`` is at or below the state's
+``last_seq``: a kill at any moment, then a restart, gives the same logs as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +34,8 @@ from processor.output import (
     OutputWriter,
     ParquetSink,
 )
-from processor.rules import render
+from processor.parallel import RenderPool
+from processor.rules import Rendered
 
 #: The ring columns the processor reads, with the dtypes it needs.
 EXPECT = {
@@ -87,6 +90,9 @@ class Processor:
         self.watermark: int | None = None  # the last seq handed to the writer
         self.tag = 0
         self.records = self.mids = self.error_lines = self.duplicates = 0
+        self.renders: RenderPool[dict[str, Any]] = RenderPool(
+            cfg.threshold, cfg.extended, threads=cfg.threads
+        )
         self.started = time.monotonic()
         self.stats_at = self.started + STATS_EVERY
         self.stats_records = 0
@@ -123,6 +129,7 @@ class Processor:
                 code = self._finish(code)
             return code
         finally:
+            self.renders.close()  # before the ring is unmapped: workers may be reading it
             if self.reader is not None:
                 self.reader.close()
             for f in (self.mid, self.errors):
@@ -243,6 +250,7 @@ class Processor:
                 )  # fmt: skip
                 return 1
             if batch is None:
+                self._emit(self.renders.drain())
                 if self.reader.ended and self.cfg.exit_at_end:
                     self.log.info("the engine ended the stream")
                     return 0
@@ -269,6 +277,7 @@ class Processor:
         """The ring was recreated (engine restart): attach to the new one."""
         self.log.warning("the ring was recreated; attaching to the new one", ring=self.cfg.ring)
         assert self.reader is not None
+        self._emit(self.renders.drain())  # the workers are done with the old ring's memory
         self.reader.close()
         self.reader = None
         reader = self._attach(resume=True)
@@ -299,8 +308,6 @@ class Processor:
                 self.duplicates += n - kept
                 batch = batch.filter(pa.array(keep))
                 seq = seq[keep]
-        mid: tuple[memoryview, ...] = ()
-        errors: tuple[memoryview, ...] = ()
         table = None
         if len(seq):
             first = int(seq[0])
@@ -310,16 +317,25 @@ class Processor:
                     first_missing=self.watermark + 1, count=first - self.watermark - 1,
                 )  # fmt: skip
             self.watermark = int(seq.max())
-            out = render(batch, self.cfg.threshold, self.cfg.extended)
-            mid, errors = out.mid_parts, out.error_parts
-            self.mids += out.n_mid
-            self.error_lines += out.n_errors
             if self.cfg.parquet is not None:
                 table = parquet_rows(batch, self.cfg.threshold)
-        self.writer.put(
-            Chunk(mid, errors, self.epoch, self.reader.position, self.tag, self.watermark, table,
-                  records=n)
-        )
+        # The batch's records stay in the ring until the writer reports its chunk durable
+        # (release="commit"), so the workers may read them after the next read.
+        self.renders.submit(batch, {
+            "epoch": self.epoch, "position": self.reader.position, "tag": self.tag,
+            "last_seq": self.watermark, "table": table, "records": n,
+        })  # fmt: skip
+        # Hold results back only while more records are waiting: a quiet stream's lines are
+        # written at once.
+        self._emit(self.renders.ready() if self.reader.lag() else self.renders.drain())
+
+    def _emit(self, results: Iterable[tuple[Rendered, dict[str, Any]]]) -> None:
+        """Queue rendered batches to the writer, in order."""
+        assert self.writer is not None
+        for out, meta in results:
+            self.mids += out.n_mid
+            self.error_lines += out.n_errors
+            self.writer.put(Chunk(out.mid_parts, out.error_parts, **meta))
 
     def _commit(self) -> None:
         """Commit to the ring the latest position the writer made durable."""
@@ -346,6 +362,9 @@ class Processor:
     def _finish(self, code: int) -> int:
         """Write and commit what was rendered, then log the summary."""
         assert self.writer is not None
+        with contextlib.suppress(OutputError):  # a failed writer reports below
+            self._emit(self.renders.drain())
+        self.renders.close()
         error = self.writer.finish()
         self._commit()
         if error is not None:
