@@ -86,6 +86,7 @@ class Reader:
         self._released = 0
         self._release_on_read = True
         self._next_reset_check = time.monotonic() + _RESET_CHECK_EVERY
+        self._idle = 0  # unsuccessful checks since records last arrived (see WaitStrategy)
         self._whole: pa.RecordBatch | None = None
         self._whole_dictionary: pa.Array | None = None
         self.closed = False
@@ -194,6 +195,7 @@ class Reader:
             available = self._await(timeout)
             if available <= 0:
                 return None
+        self._idle = 0
         at = self._pos % self.capacity
         n = min(available, max_records, self.capacity - at)
         self._pos += n
@@ -207,7 +209,7 @@ class Reader:
 
     def _await(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
+        attempt = self._idle  # kept across calls: a reader idle for long parks, short timeouts too
         while True:
             available = int(self._v.words[CURSOR]) - self._pos
             if available > 0:
@@ -216,6 +218,7 @@ class Reader:
                 return 0
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                self._idle = attempt
                 return 0
             if now >= self._next_reset_check:  # kept across calls: short timeouts check too
                 self._next_reset_check = now + _RESET_CHECK_EVERY

@@ -1,7 +1,10 @@
 """Wait strategies: how a blocked writer or an idle reader spends its time.
 
 A waiter first spins (lowest latency, burns a core), then yields the CPU, then sleeps with an
-exponential backoff capped at ``max_sleep`` (an idle process then costs well under 5 % of a core).
+exponential backoff capped at ``max_sleep``; once it has slept about ``park_after`` seconds at
+that cap it *parks*, napping ``park_sleep`` at a time (a phased backoff, as the Disruptor's).
+A steady stream keeps a reader in the short naps (the first record after a long quiet spell
+waits up to ``park_sleep`` longer); an idle process costs about 1 % of a core.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class WaitStrategy:
     """Spin ``spins`` times, yield ``yields`` times, then sleep from ``min_sleep`` doubling to
-    ``max_sleep`` seconds.
+    ``max_sleep`` seconds; after about ``park_after`` seconds of sleeps, ``park_sleep`` each.
 
     >>> WaitStrategy(spins=0, yields=0, max_sleep=0.005).pause(0)
     """
@@ -23,6 +26,8 @@ class WaitStrategy:
     yields: int = 32
     min_sleep: float = 50e-6
     max_sleep: float = 1e-3
+    park_after: float = 0.25
+    park_sleep: float = 5e-3
 
     def pause(self, attempt: int) -> None:
         """Wait once; ``attempt`` counts the unsuccessful checks so far (0, 1, 2, ...)."""
@@ -33,10 +38,13 @@ class WaitStrategy:
             os.sched_yield()
             return
         attempt -= self.yields
+        if attempt * self.max_sleep >= self.park_after:  # each sleep so far lasted <= max_sleep
+            time.sleep(max(self.park_sleep, self.max_sleep))
+            return
         time.sleep(min(self.max_sleep, self.min_sleep * (1 << min(attempt, 30))))
 
 
-#: The default: fast reaction, idle cost under 5 % of a core.
+#: The default: fast reaction while records flow, about 1 % of a core when idle.
 DEFAULT_WAIT = WaitStrategy()
 #: A blocked writer: it waits on a slow consumer, so a longer nap costs no throughput.
 WRITER_WAIT = WaitStrategy(max_sleep=10e-3)

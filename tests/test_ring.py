@@ -326,3 +326,45 @@ def test_evicted_reader_fails_with_overrun(ring_name: str) -> None:
         with pytest.raises(ringbuffer.Overrun, match="evicted"):
             r.read(timeout=1)
         r.close()
+
+
+def test_wait_strategy_parks_after_sleeping_park_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    naps: list[float] = []
+    monkeypatch.setattr(ringbuffer.wait.time, "sleep", naps.append)
+    w = ringbuffer.WaitStrategy(spins=2, yields=1, min_sleep=1e-4, max_sleep=1e-3,
+                                park_after=4e-3, park_sleep=5e-3)  # fmt: skip
+    for attempt in range(10):
+        w.pause(attempt)
+    # two spins and a yield sleep not; then 0.1, 0.2, 0.4, 0.8 ms, and parked from the fifth
+    # sleep on (4 sleeps of at most max_sleep make park_after)
+    assert naps == [1e-4, 2e-4, 4e-4, 8e-4, 5e-3, 5e-3, 5e-3]
+
+
+class _Recorder:
+    """A wait strategy that records the attempts it is asked to wait for."""
+
+    def __init__(self) -> None:
+        self.attempts: list[int] = []
+
+    def pause(self, attempt: int) -> None:
+        self.attempts.append(attempt)
+        ringbuffer.wait.time.sleep(1e-4)
+
+
+def test_idle_reader_keeps_backing_off_across_reads(ring_name: str) -> None:
+    w = ringbuffer.create(ring_name, {"seq": "uint64"}, capacity=16)
+    wait = _Recorder()
+    r = ringbuffer.attach(ring_name, "c", timeout=WAIT, wait=wait)  # type: ignore[arg-type]
+    try:
+        assert r.read(timeout=0.02) is None
+        first = list(wait.attempts)
+        assert r.read(timeout=0.02) is None  # goes on from where the first read left off
+        assert first[0] == 0 and wait.attempts[len(first)] == first[-1] + 1
+        w.publish({"seq": np.arange(3, dtype=np.uint64)})
+        assert r.read(timeout=WAIT).num_rows == 3
+        wait.attempts.clear()
+        assert r.read(timeout=0.02) is None  # records arrived: back to the start
+        assert wait.attempts[0] == 0
+    finally:
+        r.close()
+        w.close()
