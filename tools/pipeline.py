@@ -80,11 +80,16 @@ def replay(
     extended: bool = False,
     engine_args: Sequence[str] = (),
     timeout: float = 600.0,
+    state_dir: Path | None = None,
 ) -> Replay:
-    """Replay ``csv`` at full speed through one processor into ``out_dir``; wait for both."""
+    """Replay ``csv`` at full speed through one processor into ``out_dir``; wait for both.
+
+    The engine's state directory is ``state_dir``, by default ``out_dir/state``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     ring = unique_ring("replay")
-    mid, err, state = out_dir / "mid_prices.log", out_dir / "errors.log", out_dir / "state"
+    mid, err = out_dir / "mid_prices.log", out_dir / "errors.log"
+    state = out_dir / "state" if state_dir is None else state_dir
     proc_args = ["--ring", ring, "--mid-log", str(mid), "--error-log", str(err), "--exit-at-end"]
     if threshold is not None:
         proc_args += ["--latency-threshold", repr(threshold)]
