@@ -41,7 +41,9 @@ def columns_of(table: pa.Table) -> dict[str, Any]:
     """The record columns of a parsed table (``engine.historical.TABLE_SCHEMA``)."""
     out: dict[str, Any] = {}
     for name in RECORD_COLUMNS:
-        col = table.column(name).combine_chunks()
+        chunked = table.column(name)
+        # combine_chunks() copies even a single chunk: a parsed or cached table has one
+        col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
         out[name] = col if name == "ticker" else col.to_numpy(zero_copy_only=False)
     return out
 
