@@ -51,8 +51,9 @@ from .transport import (
 def parse_wait(spec: str) -> WaitStrategy:
     """A wait strategy from ``default``, ``busy`` or ``SPINS,YIELDS[,MIN_SLEEP,MAX_SLEEP]``.
 
-    >>> parse_wait("0,8,50e-6,1e-3")
-    WaitStrategy(spins=0, yields=8, min_sleep=5e-05, max_sleep=0.001)
+    >>> w = parse_wait("0,8,50e-6,1e-3")
+    >>> (w.spins, w.yields, w.min_sleep, w.max_sleep)
+    (0, 8, 5e-05, 0.001)
     """
     if spec == "default":
         return DEFAULT_WAIT
