@@ -1,8 +1,9 @@
 """``python -m processor``: see ``processor.cli``."""
 
-from common.startup import exit_quietly, without_pandas
+from common.startup import exit_quietly, keep_freed_memory, without_pandas
 
 without_pandas()
+keep_freed_memory()
 
 from processor.cli import main  # noqa: E402
 
