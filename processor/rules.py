@@ -260,3 +260,18 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
                                float(threshold)),)
     return Rendered(mid, errors, n_mid, n_errors)
 
+
+def warm_up() -> None:
+    """Render a small made-up batch once, so that the one-time costs of the first render (lazy
+    imports, lookup tables, Arrow kernels) are paid before records arrive."""
+    n = 4
+    batch = pa.record_batch({
+        "timestamp": pa.Array.from_buffers(
+            pa.timestamp("ns"), n, [None, pa.py_buffer(np.arange(n, dtype=np.int64))]),
+        "bid_price": np.array([1.0, 0.0, 1.0, 2.5]),
+        "ask_price": np.array([2.0, 3e-8, 1.5, np.inf]),
+        "latency": np.array([0.0, 1.0, 99.5, 0.0]),
+        "mode": np.full(n, HISTORICAL, dtype=np.uint8),
+    })  # fmt: skip
+    render(batch, 20.0)
+

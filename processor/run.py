@@ -35,7 +35,7 @@ from processor.output import (
     ParquetSink,
 )
 from processor.parallel import RenderPool
-from processor.rules import Rendered
+from processor.rules import Rendered, warm_up
 
 #: The ring columns the processor reads, with the dtypes it needs.
 EXPECT = {
@@ -110,6 +110,7 @@ class Processor:
                     "file: give them different paths"
                 )
             saved = statefile.load(cfg.state)
+            warm_up()  # while the engine is still starting, typically
             self.reader = self._attach(resume=saved is not None)
             if self.reader is None:
                 self.log.info("stopped while waiting for the ring", signal=self.stop.signum)
