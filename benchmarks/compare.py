@@ -521,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; env {info['env']}" if info["env"] else "")
     )
     print(f"sizes: {'quick' if args.quick else 'full'} {sz}")
+    print(f"bytecode: the project byte-compiled ({'ok' if e2e.byte_compile() else 'FAILED'}), as "
+          "Python's default leaves it; programs then start without compiling it")
     rows: list[Row] = []
     raw: dict[str, Any] = {}
     loads: dict[str, list[float]] = {}
