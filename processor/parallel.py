@@ -41,6 +41,7 @@ class RenderPool(Generic[T]):
         self.extended = extended
         self.threads = min(2, os.cpu_count() or 1) if threads is None else threads
         self._pool = ThreadPoolExecutor(self.threads, "render") if self.threads > 1 else None
+        self._in_flight = self.threads if self._pool is not None else 0  # what ready() keeps
         self._pending: deque[tuple[Future[Rendered], T]] = deque()
 
     @property
@@ -61,7 +62,7 @@ class RenderPool(Generic[T]):
     def ready(self) -> Iterator[tuple[Rendered, T]]:
         """Hand back results in submission order while more batches are pending than threads
         can render at once (waiting for the oldest): a full pool keeps every thread busy."""
-        while len(self._pending) > self.threads - (self._pool is None):
+        while len(self._pending) > self._in_flight:
             yield self._take()
 
     def drain(self) -> Iterator[tuple[Rendered, T]]:

@@ -225,6 +225,17 @@ def _joined(parts: list[Rendered]) -> Rendered:
                     sum(p.n_mid for p in parts), sum(p.n_errors for p in parts))
 
 
+def classify(
+    batch: pa.RecordBatch, threshold: float
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """``(late, good)`` per record: historical with a latency over ``threshold`` (an error
+    line), and a mid price line (not late, bid and ask positive and finite)."""
+    bid, ask, latency = (_numpy(batch, c) for c in ("bid_price", "ask_price", "latency"))
+    late = (_numpy(batch, "mode") == HISTORICAL) & (latency > threshold)
+    good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
+    return late, good
+
+
 def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> Rendered:
     """The ``mid_prices.log`` and ``errors.log`` lines of ``batch``, in batch order.
 
@@ -236,11 +247,8 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
         return _joined([render(batch.slice(i, _MAX_ROWS), threshold, extended)
                         for i in range(0, batch.num_rows, _MAX_ROWS)])
     ts = _numpy(batch, "timestamp").view(np.int64)
-    bid = _numpy(batch, "bid_price")
-    ask = _numpy(batch, "ask_price")
-    latency = _numpy(batch, "latency")
-    late = (_numpy(batch, "mode") == HISTORICAL) & (latency > threshold)
-    good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
+    bid, ask, latency = (_numpy(batch, c) for c in ("bid_price", "ask_price", "latency"))
+    late, good = classify(batch, threshold)
     # Row numbers and take(), not boolean indexing: numpy's masked gather is several times
     # slower on a mask that alternates at random.
     mid_rows = np.flatnonzero(good)

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 import ringbuffer
 from common.log import Logger, get_logger
-from common.schema import HISTORICAL, QUOTE_SCHEMA
+from common.schema import QUOTE_SCHEMA
 from processor import decimals
 from processor import state as statefile
 from processor.cli import Config, Stop, UsageError
@@ -35,7 +35,7 @@ from processor.output import (
     ParquetSink,
 )
 from processor.parallel import RenderPool
-from processor.rules import Rendered, warm_up
+from processor.rules import Rendered, classify, warm_up
 
 #: The ring columns the processor reads, with the dtypes it needs.
 EXPECT = {
@@ -53,10 +53,7 @@ def parquet_rows(batch: pa.RecordBatch, threshold: float) -> pa.Table:
     """(timestamp, ticker, mid) of the records of ``batch`` that make mid lines (copies)."""
     bid = batch.column("bid_price").to_numpy()
     ask = batch.column("ask_price").to_numpy()
-    late = (batch.column("mode").to_numpy() == HISTORICAL) & (
-        batch.column("latency").to_numpy() > threshold
-    )
-    good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
+    _, good = classify(batch, threshold)
     stamps = batch.column("timestamp").to_numpy().view(np.int64)[good]
     ticker = batch.column("ticker")
     if isinstance(ticker, pa.DictionaryArray):
