@@ -44,6 +44,7 @@ EXPECT = {
 }
 READ_MAX = 65536
 READ_TIMEOUT = 0.1  # seconds a read waits for records
+COMMIT_POLL = 0.002  # ... while a durable position may be waiting to be committed
 ATTACH_POLL = 0.25  # seconds between checks of the stop flag while waiting for the ring
 IDLE_AFTER_END = 0.1  # seconds between checks for a new ring once the stream has ended
 STATS_EVERY = 5.0
@@ -86,6 +87,8 @@ class Processor:
         self._initial: statefile.State | None = None
         self.watermark: int | None = None  # the last seq handed to the writer
         self.tag = 0
+        self._queued: tuple[int, int] | None = None  # (epoch, position) of the last chunk queued
+        self._committed: tuple[int, int] | None = None  # ... and of the last commit
         self.records = self.mids = self.error_lines = self.duplicates = 0
         self.renders: RenderPool[dict[str, Any]] = RenderPool(
             cfg.threshold, cfg.extended, threads=cfg.threads
@@ -150,6 +153,7 @@ class Processor:
                     waiting = True
                 continue
             self.epoch += 1
+            self._queued = self._committed = None  # what was queued before is not this ring's
             self.log.info(
                 "attached", ring=cfg.ring, name=cfg.name, position=reader.position,
                 tag=reader.tag, resume=resume,
@@ -236,7 +240,12 @@ class Processor:
             self._stats()
             assert self.reader is not None
             try:
-                batch = self.reader.read(max_records=READ_MAX, timeout=READ_TIMEOUT)
+                # While records are queued but not yet committed, come back often: the engine
+                # may be waiting for their ring space, and only this thread commits.
+                pending = self._queued != self._committed
+                batch = self.reader.read(
+                    max_records=READ_MAX, timeout=COMMIT_POLL if pending else READ_TIMEOUT
+                )
             except ringbuffer.RingReset:
                 if not self._reattach():
                     break
@@ -334,6 +343,7 @@ class Processor:
             self.mids += out.n_mid
             self.error_lines += out.n_errors
             self.writer.put(Chunk(out.mid_parts, out.error_parts, **meta))
+            self._queued = (meta["epoch"], meta["position"])
 
     def _commit(self) -> None:
         """Commit to the ring the latest position the writer made durable."""
@@ -344,6 +354,7 @@ class Processor:
         # A replaced ring or a lost slot raises here too; the next read reports it.
         with contextlib.suppress(ringbuffer.RingReset, ringbuffer.Overrun):
             self.reader.commit(report[1])
+        self._committed = report
 
     def _stats(self) -> None:
         now = time.monotonic()

@@ -46,7 +46,8 @@ class WaitStrategy:
 
 #: The default: fast reaction while records flow, about 1 % of a core when idle.
 DEFAULT_WAIT = WaitStrategy()
-#: A blocked writer: it waits on a slow consumer, so a longer nap costs no throughput.
-WRITER_WAIT = WaitStrategy(max_sleep=10e-3)
+#: A blocked writer: as the default while consumers free space batch after batch (a long nap
+#: there leaves the ring idle), parked in 10 ms naps behind a consumer that stopped reading.
+WRITER_WAIT = WaitStrategy(park_sleep=10e-3)
 #: For benchmarks that own the machine: never sleep.
 BUSY_SPIN = WaitStrategy(spins=1 << 62)
