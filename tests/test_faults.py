@@ -91,6 +91,21 @@ def engine(ring: str, state: Path, *args: str) -> Proc:
     return Proc("engine", ["--ring", ring, "--state-dir", str(state), *args])
 
 
+def replay_to_end(ring: str, state: Path, *args: str) -> tuple[RecordConsumer, Proc]:
+    """Run the engine with ``args`` until the end of the stream (exit 0) while a consumer
+    reads every record; the consumer and the finished engine."""
+    c = RecordConsumer(ring)
+    c.stop_at_end.set()
+    c.start()
+    e = engine(ring, state, *args, "--exit-at-end", "--wait-for-consumers", "1")
+    try:
+        assert e.wait() == 0, e.stderr()
+        c.finish()
+    finally:
+        c.halt()
+    return c, e
+
+
 def stop(p: Proc) -> None:
     """End ``p`` if it still runs: SIGTERM (an engine then removes its ring), else SIGKILL."""
     if p.p.poll() is None:
@@ -203,16 +218,8 @@ def test_garbage_csv_never_crashes_and_every_row_is_accounted_for(rows: list[Row
         path = Path(tmp) / "garbage.csv"
         path.write_bytes(csv_bytes(rows))
         state = Path(tmp) / "s"
-        c = RecordConsumer(ring)
-        c.stop_at_end.set()
-        c.start()
-        e = engine(ring, state, "--mode", "historical", "--historical", str(path), "--speed",
-                   "max", "--exit-at-end", "--wait-for-consumers", "1")  # fmt: skip
-        try:
-            assert e.wait() == 0, e.stderr()
-            c.finish()
-        finally:
-            c.halt()
+        c, e = replay_to_end(ring, state, "--mode", "historical", "--historical", str(path),
+                             "--speed", "max")  # fmt: skip
         rejects = read_rejects(state)
     assert "Traceback" not in e.stderr()
     valid = [r for r in rows if r.valid]
@@ -237,16 +244,8 @@ def _good(i: int) -> bytes:
 def _replay_rows(tmp_path: Path, ring: str, body: list[bytes]) -> tuple[RecordConsumer, list]:
     path = tmp_path / "q.csv"
     path.write_bytes(CSV_HEADER + b"".join(line + b"\n" for line in body))
-    c = RecordConsumer(ring)
-    c.stop_at_end.set()
-    c.start()
-    e = engine(ring, tmp_path / "s", "--mode", "historical", "--historical", str(path),
-               "--speed", "max", "--exit-at-end", "--wait-for-consumers", "1")  # fmt: skip
-    try:
-        assert e.wait() == 0, e.stderr()
-        c.finish()
-    finally:
-        c.halt()
+    c, _ = replay_to_end(ring, tmp_path / "s", "--mode", "historical", "--historical",
+                         str(path), "--speed", "max")  # fmt: skip
     return c, read_rejects(tmp_path / "s")
 
 
@@ -410,15 +409,7 @@ def test_unusable_state_dir_or_control_file_fails_cleanly(
     assert no_segment(ring)
     checkpoint = _checkpoint(state)
     assert checkpoint.get("next_seq", 0) == 0 and checkpoint.get("pos", 0) == 0
-    c = RecordConsumer(ring)
-    c.stop_at_end.set()
-    c.start()
-    good = engine(ring, state, *args, "--exit-at-end", "--wait-for-consumers", "1")
-    try:
-        assert good.wait() == 0, good.stderr()
-        c.finish()
-    finally:
-        c.halt()
+    c, _ = replay_to_end(ring, state, *args)
     _exactly_once(c, 19_990)
 
 
@@ -446,15 +437,7 @@ def test_full_state_dir_at_start_then_room_again(csv20k: Path, tmp_path: Path, r
         assert "No space left on device" in bad.stderr
         assert not (state / "checkpoint.json").exists() and no_segment(ring)
         filler.unlink()
-        c = RecordConsumer(ring)
-        c.stop_at_end.set()
-        c.start()
-        good = engine(ring, state, *args, "--exit-at-end", "--wait-for-consumers", "1")
-        try:
-            assert good.wait() == 0, good.stderr()
-            c.finish()
-        finally:
-            c.halt()
+        c, _ = replay_to_end(ring, state, *args)
         _exactly_once(c, 19_990)
         assert len(read_rejects(state)) == 10
 
