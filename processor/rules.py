@@ -62,14 +62,19 @@ def _numpy(batch: pa.RecordBatch, name: str) -> npt.NDArray:
     return column.to_numpy(zero_copy_only=False)
 
 
+def _offsets(lines: pa.Array) -> npt.NDArray[np.int32 | np.int64]:
+    """Where each value of a string array starts in its data buffer, and where the last ends."""
+    kind = np.int64 if pa.types.is_large_string(lines.type) else np.int32
+    offsets = lines.buffers()[1]
+    return np.frombuffer(offsets, dtype=kind)[lines.offset : lines.offset + len(lines) + 1]
+
+
 def _data(lines: pa.Array) -> memoryview:
     """The concatenated values of a string array (a view of its buffer)."""
     if not len(lines):
         return memoryview(b"")
-    kind = np.int64 if pa.types.is_large_string(lines.type) else np.int32
-    _, offsets, data = lines.buffers()
-    bounds = np.frombuffer(offsets, dtype=kind)[[lines.offset, lines.offset + len(lines)]]
-    return memoryview(data)[int(bounds[0]) : int(bounds[1])]
+    bounds = _offsets(lines)
+    return memoryview(lines.buffers()[2])[int(bounds[0]) : int(bounds[-1])]
 
 
 _INLINE_MASKS = np.array([(1 << 8 * min(max(k - 4, 0), 8)) - 1 for k in range(64)],
@@ -169,12 +174,10 @@ def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> m
     views = np.empty((n, 2), dtype=np.uint64)
     buffers = []
     for index, (rows, lines) in enumerate(parts):
-        kind = np.int64 if pa.types.is_large_string(lines.type) else np.int32
-        _, offsets, data = lines.buffers()
-        bounds = np.frombuffer(offsets, dtype=kind)[lines.offset : lines.offset + len(lines) + 1]
+        bounds = _offsets(lines)
         views[rows, 0] = np.diff(bounds).astype(np.uint64) | _NO_M
         views[rows, 1] = np.uint64(index) | (bounds[:-1].astype(np.uint64) << _HALF)
-        buffers.append(data)
+        buffers.append(lines.buffers()[2])
     return _data(_cast(views, buffers, sum(b.size for b in buffers)))
 
 
