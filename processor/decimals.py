@@ -244,6 +244,13 @@ def mid_text(bid: F64, ask: F64, out: U64 | None = None) -> MidText:
     return MidText(words, length, slow, slow_text)
 
 
+def string_offsets(texts: pa.Array) -> npt.NDArray[np.int32 | np.int64]:
+    """Where each value of a string array starts in its data buffer, and where the last ends."""
+    kind = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = texts.buffers()[1]
+    return np.frombuffer(offsets, dtype=kind)[texts.offset : texts.offset + len(texts) + 1]
+
+
 def format_plain(x: F64) -> pa.StringArray:
     """The plain text of each value (see ``plain_text``); NaN prints ``nan``.
 
@@ -257,14 +264,13 @@ def format_plain(x: F64) -> pa.StringArray:
     x = np.ascontiguousarray(x, dtype=np.float64)
     kind = pa.large_string() if x.size >= _LARGE_ROWS else pa.string()
     texts = pc.cast(pa.array(x), kind)
-    _, offsets, data = texts.buffers()
+    data = texts.buffers()[2]
     if data is None:  # no values
         return texts
     at = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("e"))  # "inf" has no e
     if not at.size:
         return texts
-    bounds = np.frombuffer(offsets, dtype=np.int64 if kind == pa.large_string() else np.int32)
-    rows = np.unique(np.searchsorted(bounds[1 : x.size + 1], at, side="right"))
+    rows = np.unique(np.searchsorted(string_offsets(texts)[1:], at, side="right"))
     mask = np.zeros(x.size, dtype=np.bool_)
     mask[rows] = True
     fixed = pa.array([plain_text(v) for v in x[rows].tolist()], type=kind)

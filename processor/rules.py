@@ -62,18 +62,11 @@ def _numpy(batch: pa.RecordBatch, name: str) -> npt.NDArray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _offsets(lines: pa.Array) -> npt.NDArray[np.int32 | np.int64]:
-    """Where each value of a string array starts in its data buffer, and where the last ends."""
-    kind = np.int64 if pa.types.is_large_string(lines.type) else np.int32
-    offsets = lines.buffers()[1]
-    return np.frombuffer(offsets, dtype=kind)[lines.offset : lines.offset + len(lines) + 1]
-
-
 def _data(lines: pa.Array) -> memoryview:
     """The concatenated values of a string array (a view of its buffer)."""
     if not len(lines):
         return memoryview(b"")
-    bounds = _offsets(lines)
+    bounds = decimals.string_offsets(lines)
     return memoryview(lines.buffers()[2])[int(bounds[0]) : int(bounds[-1])]
 
 
@@ -174,7 +167,7 @@ def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> m
     views = np.empty((n, 2), dtype=np.uint64)
     buffers = []
     for index, (rows, lines) in enumerate(parts):
-        bounds = _offsets(lines)
+        bounds = decimals.string_offsets(lines)
         views[rows, 0] = np.diff(bounds).astype(np.uint64) | _NO_M
         views[rows, 1] = np.uint64(index) | (bounds[:-1].astype(np.uint64) << _HALF)
         buffers.append(lines.buffers()[2])
