@@ -4,7 +4,7 @@ A waiter first spins (lowest latency, burns a core), then yields the CPU, then s
 exponential backoff capped at ``max_sleep``; once it has slept about ``park_after`` seconds at
 that cap it *parks*, napping ``park_sleep`` at a time (a phased backoff, as the Disruptor's).
 A steady stream keeps a reader in the short naps (the first record after a long quiet spell
-waits up to ``park_sleep`` longer); an idle process costs about 1 % of a core.
+waits up to ``park_sleep`` longer); an idle process costs about 2 % of a core (measured).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class WaitStrategy:
         time.sleep(min(self.max_sleep, self.min_sleep * (1 << min(attempt, 30))))
 
 
-#: The default: fast reaction while records flow, about 1 % of a core when idle.
+#: The default: fast reaction while records flow, about 2 % of a core when idle.
 DEFAULT_WAIT = WaitStrategy()
 #: A blocked writer: as the default while consumers free space batch after batch (a long nap
 #: there leaves the ring idle), parked in 10 ms naps behind a consumer that stopped reading.
