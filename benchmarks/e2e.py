@@ -280,9 +280,11 @@ def run_pipeline(
     shutil.rmtree(out_dir, ignore_errors=True)
     if cache_in is not None and cache_in.exists():
         for p in cache_in.iterdir():
-            if p.is_dir() and p.name != "cache":
+            if p.name == "cache":
+                continue
+            if p.is_dir():
                 shutil.rmtree(p)
-            elif not p.is_dir():
+            else:
                 p.unlink()
     usage: dict[str, Any] = {}
     wall0 = time.time()
