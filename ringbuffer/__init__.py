@@ -14,6 +14,7 @@
 See ``writer`` for the vocabulary, the invariants and the memory-ordering argument.
 """
 
+from ._consumer import CommitToken, ConsumerEvents, Delivery, Gap, ResumingConsumer
 from .errors import (
     ConsumerNameInUse,
     Interrupted,
@@ -33,11 +34,16 @@ from .writer import Writer, create
 __all__ = [
     "BUSY_SPIN",
     "DEFAULT_WAIT",
+    "CommitToken",
+    "ConsumerEvents",
     "ConsumerNameInUse",
+    "Delivery",
+    "Gap",
     "Interrupted",
     "NoFreeSlot",
     "Overrun",
     "Reader",
+    "ResumingConsumer",
     "RingBusy",
     "RingError",
     "RingNotFound",
