@@ -36,7 +36,8 @@ class CommitToken(NamedTuple):
     position: int
 
 
-class Gap(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Gap:
     """Sequence numbers the stream skipped: ``count`` of them from ``first_missing``."""
 
     first_missing: int
@@ -85,9 +86,10 @@ class ConsumerEvents:
         )  # fmt: skip
 
     def reattaching(self, consumer: ResumingConsumer, cause: RingReset | None) -> None:
-        """The ring was replaced: ``cause`` is the :class:`RingReset` that said so, or None when
-        a new writer created the ring again after the end of the stream. The old ring is
-        closed when this returns, and the consumer attaches to the new one."""
+        """The ring was replaced: ``cause`` is None when a new writer created it again after
+        the end of the stream, else the :class:`RingReset` saying how it went away before its
+        end. The old ring is closed when this returns, and the consumer attaches to the new
+        one."""
         _log.warning("ring %r was recreated; attaching to the new one", consumer.ring)
 
     def new_stream(self, consumer: ResumingConsumer, old_tag: int) -> None:
@@ -291,7 +293,10 @@ class ResumingConsumer:
             if reader.ended:
                 self._sleep(self.idle_after_end)
             if reader.replaced():
-                self._reattach(None)
+                gone = None if reader.ended else RingReset(
+                    f"ring {self.ring!r} was replaced before the end of its stream"
+                )
+                self._reattach(gone)
                 return None
         try:
             batch = reader.read(max_records=max_records, timeout=timeout)
