@@ -131,7 +131,8 @@ class ResumingConsumer:
       where the next attach under this name resumes.
 
     ``events`` hears about waits and (re-)attaches (:class:`ConsumerEvents`); ``sleep`` is the
-    pause between polls of an ended ring (one that returns early on a stop is best).
+    pause between polls of an ended ring (one that returns early on a stop is best). Use the
+    consumer from one thread; a batch may be handed to others until it is released.
 
     >>> import numpy as np, ringbuffer
     >>> w = ringbuffer.create("doc-resume", {"seq": "uint64"}, capacity=16)
@@ -179,7 +180,7 @@ class ResumingConsumer:
         self.epoch = 0  #: attaches so far; a :class:`CommitToken` belongs to one of them
         self.duplicates = 0  #: records dropped as duplicates, over all reads
         self._resume = resume  # for the first attach; later ones always resume
-        self._watermark = watermark
+        self.watermark = watermark  #: the last sequence number kept (None: nothing is dropped)
         self._tag = tag
         self._stop = stop
         self._sleep = sleep
@@ -197,15 +198,6 @@ class ResumingConsumer:
     @property
     def attached(self) -> bool:
         return self._reader is not None
-
-    @property
-    def watermark(self) -> int | None:
-        """The last sequence number kept; None: nothing is dropped."""
-        return self._watermark
-
-    @watermark.setter
-    def watermark(self, value: int | None) -> None:
-        self._watermark = value
 
     @property
     def tag(self) -> int | None:
@@ -261,7 +253,7 @@ class ResumingConsumer:
             old_tag, self._tag = self._tag, reader.tag
             self.events.attached(self, resume)
             if old_tag is not None and old_tag != reader.tag:
-                self._watermark = None
+                self.watermark = None
                 self.events.new_stream(self, old_tag)
             return True
         return False
@@ -319,7 +311,7 @@ class ResumingConsumer:
                 "of the column the writer numbers its records in"
             ) from None
         seq = column.to_numpy()
-        watermark = self._watermark
+        watermark = self.watermark
         dropped = 0
         if watermark is not None:
             keep = seq > watermark
@@ -333,11 +325,11 @@ class ResumingConsumer:
             first = int(seq[0])
             if watermark is not None and first > watermark + 1:
                 gap = Gap(watermark + 1, first - watermark - 1)
-            self._watermark = int(seq.max())
+            self.watermark = int(seq.max())
         self.duplicates += dropped
         assert self._tag is not None
         token = CommitToken(self.epoch, reader.position)
-        return Delivery(batch, token, n, dropped, gap, self._watermark, self._tag)
+        return Delivery(batch, token, n, dropped, gap, self.watermark, self._tag)
 
     # -- committing ------------------------------------------------------------------------
 
