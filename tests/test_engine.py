@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from common.log import get_logger
+from common.schema import Mode
 from engine.checkpoint import Checkpoint, CheckpointError, recover
-from engine.control import ModeControl, parse_mode
+from engine.control import ModeControl
 from engine.historical import parse_historical
 from engine.pacing import FakeClock, Pacer
 from engine.sources import HistoricalSource
@@ -94,24 +95,27 @@ def test_pacer_rejects_bad_speed() -> None:
 
 
 def test_parse_mode() -> None:
-    assert [parse_mode(t) for t in ("live", " Historical\n", "", "both", "live!")] == [
-        "live", "historical", None, None, None,
+    assert [Mode.parse(t) for t in ("live", " Historical\n", "", "both", "live!")] == [
+        Mode.LIVE, Mode.HISTORICAL, None, None, None,
     ]  # fmt: skip
+    assert [str(m) for m in Mode] == ["historical", "live"]  # as the control file writes them
 
 
 def test_control_file_and_toggle(tmp_path: Path) -> None:
+    hist, live = Mode.HISTORICAL, Mode.LIVE
     ctl = ModeControl(tmp_path / "mode", get_logger("test"), check_every=0)
-    ctl.record("historical")
-    assert ctl.poll("historical") is None
+    ctl.record(hist)
+    assert (tmp_path / "mode").read_text() == "historical\n"
+    assert ctl.poll(hist) is None
     ctl.toggle()
-    assert ctl.poll("historical") == "live"
+    assert ctl.poll(hist) is live
     ctl.toggle()
     ctl.toggle()  # two toggles cancel out
-    assert ctl.poll("historical") is None
+    assert ctl.poll(hist) is None
     (tmp_path / "mode").write_text("live\n")
-    assert ctl.poll("historical") == "live"
+    assert ctl.poll(hist) is live
     (tmp_path / "mode").write_text("sideways\n")
-    assert ctl.poll("live") is None  # logged and ignored
+    assert ctl.poll(live) is None  # logged and ignored
 
 
 def test_checkpoint_roundtrip_and_corruption(tmp_path: Path) -> None:

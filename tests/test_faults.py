@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import ringbuffer
-from common.schema import LIVE, QUOTE_SCHEMA
+from common.schema import QUOTE_SCHEMA, Mode
 from engine.historical import load_historical
 from processor.rules import render
 from tools.pipeline import replay
@@ -185,7 +185,7 @@ def test_flapping_feed_publishes_every_sent_quote_once(tmp_path: Path, ring: str
     got = consumer.records()
     assert len(got) == len(server.sent) and got == server.sent, "quotes lost, repeated or moved"
     assert consumer.seq == list(range(len(got))) and consumer.duplicates == 0
-    assert set(consumer.mode) == {LIVE} and set(consumer.pos) == {-1}
+    assert set(consumer.mode) == {Mode.LIVE} and set(consumer.pos) == {-1}
     assert consumer.endings == ["end"]
     drops = lines_matching(e, r" live disconnected ")
     reasons = [_reason(ln) for ln in drops]

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import ringbuffer
-from common.schema import HISTORICAL, LIVE, QUOTE_SCHEMA
+from common.schema import QUOTE_SCHEMA, Mode
 from processor import decimals
 from processor.rules import render
 
@@ -51,12 +51,12 @@ def _round(x: np.ndarray, digits: np.ndarray) -> np.ndarray:
 def make_quotes(n: int, seed: int = 0) -> Quotes:
     """``n`` quotes with seq 0..n-1: both modes, few-digit prices, some invalid, some late."""
     rng = np.random.default_rng(seed)
-    mode = np.where(rng.random(n) < 0.75, HISTORICAL, LIVE).astype(np.uint8)
+    mode = np.where(rng.random(n) < 0.75, Mode.HISTORICAL, Mode.LIVE).astype(np.uint8)
     stamps = BASE_NS + np.cumsum(rng.integers(0, 3_000_000, n)).astype(np.int64)
     latency = _round(rng.exponential(12.0, n), rng.integers(0, 4, n))
     latency[rng.random(n) < 0.05] = 20.0  # equal to the default threshold: passes
     latency[rng.random(n) < 0.02] = 35.0  # over 20, under the 40 some tests use
-    latency[mode == LIVE] = np.nan
+    latency[mode == Mode.LIVE] = np.nan
     digits = rng.integers(0, 6, n)
     bid = _round(rng.uniform(0.001, 2000.0, n), digits)
     ask = _round(bid + rng.integers(0, 50, n) / 10.0**digits, digits)
@@ -69,7 +69,7 @@ def make_quotes(n: int, seed: int = 0) -> Quotes:
     return {
         "seq": np.arange(n, dtype=np.uint64),
         "mode": mode,
-        "pos": np.where(mode == HISTORICAL, np.arange(n), -1).astype(np.int64),
+        "pos": np.where(mode == Mode.HISTORICAL, np.arange(n), -1).astype(np.int64),
         "ticker": np.array(TICKERS, dtype=object)[rng.integers(0, len(TICKERS), n)],
         "timestamp": stamps,
         "arrival": stamps + np.nan_to_num(latency * 1e6).astype(np.int64),
@@ -318,7 +318,7 @@ def test_extended_format_and_parquet(
     assert b", \xc3\x85\xc3\x84\xc3\x96-USDT@X, " in logs(out)[0]
     table = pq.read_table(parquet)
     good = ((q["bid_price"] > 0) & (q["ask_price"] > 0) & np.isfinite(q["bid_price"])
-            & np.isfinite(q["ask_price"]) & ~((q["mode"] == HISTORICAL) & (q["latency"] > 20)))
+            & np.isfinite(q["ask_price"]) & ~((q["mode"] == Mode.HISTORICAL) & (q["latency"] > 20)))
     assert table.column("timestamp").to_numpy().view(np.int64).tolist() == (
         q["timestamp"][good].tolist()
     )

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.schema import HISTORICAL, LIVE
+from common.schema import Mode
 from processor import decimals, timefmt
 from processor.rules import Rendered, render
 
@@ -62,7 +62,7 @@ def model(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> tu
     for i, t in enumerate(times):
         stamp = stamp_ref(t)
         lat, bid, ask = cols["latency"][i], cols["bid_price"][i], cols["ask_price"][i]
-        if cols["mode"][i] == HISTORICAL and lat > threshold:
+        if cols["mode"][i] == Mode.HISTORICAL and lat > threshold:
             errors.append(f"No mid price at {stamp} as latency {repr_plain(lat)}ms is bigger "
                           f"than {repr_plain(threshold)}ms\n")
         elif not (0 < bid < math.inf and 0 < ask < math.inf):
@@ -80,14 +80,14 @@ def lines(out: Rendered) -> tuple[list[str], list[str]]:
 
 def test_contract_examples() -> None:
     batch = make_batch([
-        (HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0, 200.0, 201.0),
-        (HISTORICAL, "2025-01-01 00:00:00", "A", 1.0, 99.5, 100.5),
-        (HISTORICAL, "2025-01-01 00:00:00.5", "A", 1.0, 1.1308, 1.1309),
-        (LIVE, "2025-01-01 00:00:00.25", "A", math.nan, 2.055, 2.056),
-        (HISTORICAL, "2025-01-01 00:00:00.0005", "A", 20.0, 3.8e-08, 3.9e-08),
-        (HISTORICAL, "2025-10-02 23:59:57.290000", "AVNT", 24.435913010256233, 1.1308, 1.1309),
-        (HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 25.0, 1.0, 2.0),
-        (HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 15.5, -1.5, 0.0),
+        (Mode.HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0, 200.0, 201.0),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 1.0, 99.5, 100.5),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00.5", "A", 1.0, 1.1308, 1.1309),
+        (Mode.LIVE, "2025-01-01 00:00:00.25", "A", math.nan, 2.055, 2.056),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00.0005", "A", 20.0, 3.8e-08, 3.9e-08),
+        (Mode.HISTORICAL, "2025-10-02 23:59:57.290000", "AVNT", 24.435913010256233, 1.1308, 1.1309),
+        (Mode.HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 25.0, 1.0, 2.0),
+        (Mode.HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 15.5, -1.5, 0.0),
     ])
     mid, errors = lines(render(batch, 20.0))
     assert mid == [
@@ -110,8 +110,10 @@ def test_contract_examples() -> None:
 
 
 def test_extended_format_has_the_ticker() -> None:
-    batch = make_batch([(HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0,
-                         200.0, 201.0), (LIVE, "2025-10-02 23:59:51", "ETH", math.nan, 1.0, 3.0)])
+    batch = make_batch([
+        (Mode.HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0, 200.0, 201.0),
+        (Mode.LIVE, "2025-10-02 23:59:51", "ETH", math.nan, 1.0, 3.0),
+    ])
     assert lines(render(batch, 20.0, extended=True))[0] == [
         "2025-10-02 23:59:50.006, BTC-USDT-SWAP@BINANCE, 200.5",
         "2025-10-02 23:59:51.000, ETH, 2.0",
@@ -120,8 +122,8 @@ def test_extended_format_has_the_ticker() -> None:
 
 def test_threshold_boundary() -> None:
     above = float(np.nextafter(20.0, math.inf))
-    batch = make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 20.0, 1.0, 2.0),
-                        (HISTORICAL, "2025-01-01 00:00:00", "A", above, 1.0, 2.0)])
+    batch = make_batch([(Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 20.0, 1.0, 2.0),
+                        (Mode.HISTORICAL, "2025-01-01 00:00:00", "A", above, 1.0, 2.0)])
     mid, errors = lines(render(batch, 20.0))
     assert mid == ["2025-01-01 00:00:00.000, 1.5"]
     assert errors == ["No mid price at 2025-01-01 00:00:00.000 as latency 20.000000000000004ms "
@@ -129,9 +131,9 @@ def test_threshold_boundary() -> None:
 
 
 def test_live_records_are_never_latency_filtered() -> None:
-    batch = make_batch([(LIVE, "2025-01-01 00:00:00", "A", 1e9, 1.0, 2.0),
-                        (LIVE, "2025-01-01 00:00:01", "A", math.nan, 1.0, 2.0),
-                        (LIVE, "2025-01-01 00:00:02", "A", math.inf, 1.0, 2.0)])
+    batch = make_batch([(Mode.LIVE, "2025-01-01 00:00:00", "A", 1e9, 1.0, 2.0),
+                        (Mode.LIVE, "2025-01-01 00:00:01", "A", math.nan, 1.0, 2.0),
+                        (Mode.LIVE, "2025-01-01 00:00:02", "A", math.inf, 1.0, 2.0)])
     out = render(batch, 0.0)
     assert (out.n_mid, out.n_errors, out.errors) == (3, 0, b"")
 
@@ -147,7 +149,7 @@ def test_live_records_are_never_latency_filtered() -> None:
     ],
 )
 def test_invalid_quotes(bid: float, ask: float, text: str) -> None:
-    for mode in (HISTORICAL, LIVE):
+    for mode in (Mode.HISTORICAL, Mode.LIVE):
         batch = make_batch([(mode, "2025-01-01 00:00:00", "A", 1.0, bid, ask)])
         out = render(batch, 20.0)
         assert out.mid == b""
@@ -156,7 +158,7 @@ def test_invalid_quotes(bid: float, ask: float, text: str) -> None:
 
 
 def test_latency_rule_comes_first() -> None:
-    batch = make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 30.0, 0.0, math.nan)])
+    batch = make_batch([(Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 30.0, 0.0, math.nan)])
     assert lines(render(batch, 20.0))[1] == [
         "No mid price at 2025-01-01 00:00:00.000 as latency 30ms is bigger than 20ms"]
 
@@ -167,11 +169,11 @@ def test_order_is_kept_in_both_outputs() -> None:
         kind = i % 7
         stamp = f"2025-01-01 00:00:{i % 60:02d}.{i:03d}"
         if kind in (1, 4):
-            rows.append((HISTORICAL, stamp, "A", 21.0 + i, 1.0, 2.0))
+            rows.append((Mode.HISTORICAL, stamp, "A", 21.0 + i, 1.0, 2.0))
         elif kind == 2:
-            rows.append((HISTORICAL, stamp, "A", 1.0, 0.0, float(i)))
+            rows.append((Mode.HISTORICAL, stamp, "A", 1.0, 0.0, float(i)))
         else:
-            rows.append((LIVE, stamp, "A", math.nan, float(i + 1), float(i + 2)))
+            rows.append((Mode.LIVE, stamp, "A", math.nan, float(i + 1), float(i + 2)))
     batch = make_batch(rows)
     assert (render(batch, 20.0).mid.decode(), render(batch, 20.0).errors.decode()) == model(
         batch, 20.0)
@@ -180,17 +182,18 @@ def test_order_is_kept_in_both_outputs() -> None:
 def test_empty_batch() -> None:
     empty = render(make_batch([]), 20.0)
     assert (empty.mid, empty.errors, empty.n_mid, empty.n_errors) == (b"", b"", 0, 0)
-    only_errors = render(make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 99.0, 1.0, 2.0)]),
-                         20.0)
+    only_errors = render(
+        make_batch([(Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 99.0, 1.0, 2.0)]), 20.0
+    )
     assert only_errors.mid == b"" and only_errors.n_errors == 1
 
 
 def test_sliced_batch_and_slow_rows() -> None:
     rows: list[Row] = [
-        (HISTORICAL, "2025-01-01 00:00:00", "T" * 64, 1.0, 1.00000000000001, 1.00000000000002),
-        (HISTORICAL, "2025-01-01 00:00:01", "B", 1.0, 1e300, 1e300),
-        (HISTORICAL, "2025-01-01 00:00:02", "C", 1.0, 1e-17, 1.5e-17),
-        (LIVE, "2025-01-01 00:00:03", "D", math.nan, 2.0, 4.0),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00", "T" * 64, 1.0, 1.00000000000001, 1.00000000000002),
+        (Mode.HISTORICAL, "2025-01-01 00:00:01", "B", 1.0, 1e300, 1e300),
+        (Mode.HISTORICAL, "2025-01-01 00:00:02", "C", 1.0, 1e-17, 1.5e-17),
+        (Mode.LIVE, "2025-01-01 00:00:03", "D", math.nan, 2.0, 4.0),
     ] * 3
     batch = make_batch(rows).slice(1, 9)
     for extended in (False, True):
@@ -234,7 +237,7 @@ price = st.one_of(
     finite,
 )
 row = st.tuples(
-    st.sampled_from([HISTORICAL, LIVE]),
+    st.sampled_from([Mode.HISTORICAL, Mode.LIVE]),
     st.integers(-(2**62), 2**62),
     st.sampled_from(["BTC-USDT-SWAP@BINANCE", "ETH", "ÄÖ-ü@X", "a b, c"]),
     st.one_of(st.floats(0, 40), st.sampled_from([20.0, math.nan, 1e300])),
