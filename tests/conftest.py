@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ringbuffer import shm
+from common.startup import without_pandas
+
+# The programs run without pandas (common.startup): so do their tests. pandas is a benchmark
+# baseline only, and pyarrow would otherwise take pandas-only paths the programs never take.
+without_pandas()
+
+from ringbuffer import shm  # noqa: E402
 
 TEST_PREFIX = "t"
 

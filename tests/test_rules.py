@@ -57,7 +57,7 @@ def stamp_ref(t: int) -> str:
 def model(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> tuple[str, str]:
     """The contract, record by record."""
     mids, errors = [], []
-    cols = batch.to_pydict()
+    cols = batch.drop_columns(["timestamp", "arrival"]).to_pydict()  # ns datetimes need pandas
     times = batch.column("timestamp").cast(pa.int64()).to_pylist()
     for i, t in enumerate(times):
         stamp = stamp_ref(t)
