@@ -33,7 +33,7 @@ from engine.historical import load_historical, parse_historical
 from engine.live import LiveSource
 from engine.live_parse import parse_frame, parse_timestamp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount\n"
 
 

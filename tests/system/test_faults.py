@@ -34,9 +34,18 @@ from engine.historical import load_historical
 from processor.rules import render
 from tools.pipeline import replay
 
-from .conftest import TEST_PREFIX
-from .enginetools import Consumer, Proc, no_segment, run_module
-from .faulttools import (
+from ..conftest import TEST_PREFIX
+from ..processor.test_processor_cli import (
+    logs,
+    make_quotes,
+    out_args,
+    read_state,
+    reference,
+    state_path,
+)
+from ..processor.test_processor_crash import Publisher
+from ..support.enginetools import Consumer, Proc, no_segment, run_module
+from ..support.faulttools import (
     CSV_HEADER,
     WAIT,
     QuoteServer,
@@ -53,8 +62,6 @@ from .faulttools import (
     stderr_field,
     wait_until,
 )
-from .test_processor_cli import logs, make_quotes, out_args, read_state, reference, state_path
-from .test_processor_crash import Publisher
 
 RINGS: set[str] = set()  # every ring name this module used
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import ringbuffer
 from ringbuffer import shm
 
-from .ringprocs import CTX, WAIT, consume_all, hold, step_reader, write_and_die
+from ..support.ringprocs import CTX, WAIT, consume_all, hold, step_reader, write_and_die
 
 SCHEMA = {"seq": "uint64", "val": "float64"}
 

@@ -15,7 +15,7 @@ import numpy as np
 
 import ringbuffer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30.0
 
 

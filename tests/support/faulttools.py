@@ -1,4 +1,4 @@
-"""Helpers for ``tests/test_faults.py``: a ring reader that keeps tickers, a websocket quote
+"""Helpers for ``tests/system/test_faults.py``: a ring reader that keeps tickers, a websocket quote
 server that can be killed and restarted on one port, garbage CSV rows, a small tmpfs, and waits
 on conditions with deadlines.
 """

@@ -28,9 +28,9 @@ from common.schema import QUOTE_SCHEMA, Mode
 from processor import decimals
 from processor.rules import render
 
-from .faulttools import wait_until
+from ..support.faulttools import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UTC = pa.timestamp("ns", tz="UTC")
 WAIT = 30.0  # the longest any step of these tests waits
 BASE_NS = 1_759_449_590_006_407_000  # 2025-10-02 23:59:50.006407

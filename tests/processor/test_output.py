@@ -11,7 +11,7 @@ import pytest
 from processor.output import Chunk, LogFile, OutputWriter
 from processor.state import State
 
-from .faulttools import wait_until
+from ..support.faulttools import wait_until
 
 
 @pytest.fixture
