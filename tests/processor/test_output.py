@@ -11,7 +11,7 @@ import pytest
 from processor.output import Chunk, LogFile, OutputWriter
 from processor.state import State
 
-from ..support.faulttools import wait_until
+from ..support import wait_until
 
 
 @pytest.fixture

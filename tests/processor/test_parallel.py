@@ -10,7 +10,7 @@ from common.schema import Mode
 from processor.parallel import RenderPool
 from processor.rules import render
 
-from .test_rules import make_batch
+from ..support.quotes import make_batch
 
 
 def _batches(count: int, rows: int) -> list[pa.RecordBatch]:

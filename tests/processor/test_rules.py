@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -16,37 +15,8 @@ from common.schema import Mode
 from processor import decimals, timefmt
 from processor.rules import Rendered, render
 
-from .test_decimals import mid_ref, repr_plain
-
-UTC = pa.timestamp("ns", tz="UTC")
-EPOCH = dt.datetime(1970, 1, 1)
-Row = tuple[int, str, str, float, float, float]  # mode, timestamp, ticker, latency, bid, ask
-
-
-def ns(text: str) -> int:
-    """Nanoseconds since the epoch of a UTC timestamp text (up to 9 fraction digits)."""
-    whole, _, frac = text.replace("T", " ").partition(".")
-    seconds = int((dt.datetime.fromisoformat(whole) - EPOCH).total_seconds())
-    return seconds * 10**9 + int(frac.ljust(9, "0"))
-
-
-def make_batch(rows: Sequence[Row], stamps: Sequence[int] | None = None) -> pa.RecordBatch:
-    """A batch with the ring's schema."""
-    times = [ns(r[1]) for r in rows] if stamps is None else list(stamps)
-    n = len(rows)
-    return pa.RecordBatch.from_pydict({
-        "seq": pa.array(range(n), pa.uint64()),
-        "mode": pa.array([r[0] for r in rows], pa.uint8()),
-        "pos": pa.array(range(n), pa.int64()),
-        "ticker": pa.array([r[2] for r in rows], pa.string()).dictionary_encode(),
-        "timestamp": pa.array(times, pa.int64()).cast(UTC),
-        "arrival": pa.array(times, pa.int64()).cast(UTC),
-        "latency": pa.array([r[3] for r in rows], pa.float64()),
-        "bid_price": pa.array([r[4] for r in rows], pa.float64()),
-        "ask_price": pa.array([r[5] for r in rows], pa.float64()),
-        "bid_amount": pa.array([1.0] * n, pa.float64()),
-        "ask_amount": pa.array([1.0] * n, pa.float64()),
-    })
+from ..support.oracle import mid_ref, repr_plain
+from ..support.quotes import EPOCH, Row, make_batch, ns
 
 
 def stamp_ref(t: int) -> str:

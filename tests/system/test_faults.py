@@ -35,15 +35,6 @@ from processor.rules import render
 from tools.pipeline import replay
 
 from ..conftest import TEST_PREFIX
-from ..processor.test_processor_cli import (
-    logs,
-    make_quotes,
-    out_args,
-    read_state,
-    reference,
-    state_path,
-)
-from ..processor.test_processor_crash import Publisher
 from ..support.enginetools import Consumer, Proc, no_segment, run_module
 from ..support.faulttools import (
     CSV_HEADER,
@@ -62,6 +53,8 @@ from ..support.faulttools import (
     stderr_field,
     wait_until,
 )
+from ..support.processor import Publisher, logs, out_args, read_state, state_path
+from ..support.quotes import make_quotes, reference
 
 RINGS: set[str] = set()  # every ring name this module used
 
