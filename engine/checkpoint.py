@@ -20,7 +20,7 @@ import numpy as np
 from common.fsio import atomic_write
 from common.log import get_logger
 from common.schema import HISTORICAL
-from ringbuffer.salvage import Salvage
+from ringbuffer import Salvage
 
 CHECKPOINT_FILE = "checkpoint.json"
 _log = get_logger("engine")

@@ -28,7 +28,7 @@ from engine.historical import InputError
 from engine.pacing import SystemClock, parse_speed
 from engine.rejects import RejectLog
 from engine.sources import HistoricalSource, TableSource
-from ringbuffer.salvage import salvage
+from ringbuffer import salvage
 
 log = get_logger("engine")
 

@@ -11,10 +11,12 @@
 (True, True)
 >>> r.close(); w.close()
 
-See ``writer`` for the vocabulary, the invariants and the memory-ordering argument.
+This module is the whole public API; the modules whose names start with ``_`` are private.
+See ``_writer`` for the vocabulary and the invariants, and ``_ordering`` for the
+memory-ordering argument.
 """
 
-from .errors import (
+from ._errors import (
     ConsumerNameInUse,
     Interrupted,
     NoFreeSlot,
@@ -26,13 +28,18 @@ from .errors import (
     SchemaMismatch,
     SymbolTableFull,
 )
-from .reader import Reader, attach
-from .wait import BUSY_SPIN, DEFAULT_WAIT, WaitStrategy
-from .writer import Writer, create
+from ._layout import storage_dtype
+from ._reader import Reader, attach
+from ._salvage import Salvage, salvage
+from ._shm import SHM_DIR, check_name, segment_path, segments
+from ._wait import BUSY_SPIN, DEFAULT_WAIT, WRITER_WAIT, WaitStrategy
+from ._writer import Writer, create
 
 __all__ = [
     "BUSY_SPIN",
     "DEFAULT_WAIT",
+    "SHM_DIR",
+    "WRITER_WAIT",
     "ConsumerNameInUse",
     "Interrupted",
     "NoFreeSlot",
@@ -42,10 +49,16 @@ __all__ = [
     "RingError",
     "RingNotFound",
     "RingReset",
+    "Salvage",
     "SchemaMismatch",
     "SymbolTableFull",
     "WaitStrategy",
     "Writer",
     "attach",
+    "check_name",
     "create",
+    "salvage",
+    "segment_path",
+    "segments",
+    "storage_dtype",
 ]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ringbuffer import shm
+import ringbuffer
 
 TEST_PREFIX = "t"
 
 
 def _leftovers(name: str) -> list[Path]:
-    return sorted(shm.SHM_DIR.glob(f"{shm.PREFIX}{name}*"))
+    return [ringbuffer.segment_path(ring) for ring in ringbuffer.segments(name)]
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import os
 import signal
 import stat
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ringbuffer
-from ringbuffer import shm
 
 from .ringprocs import CTX, WAIT, consume_all, hold, step_reader, write_and_die
 
@@ -115,7 +115,7 @@ def test_interleaved_order_no_loss(capacity_log: int, sizes: list[int], reads: l
         assert not t.is_alive()
         assert got == list(range(sum(sizes)))
         r.close()
-    assert not (shm.SHM_DIR / f"{shm.PREFIX}{name}").exists()
+    assert not ringbuffer.segment_path(name).exists()
 
 
 def test_late_joiner_starts_at_oldest_record(ring_name: str) -> None:
@@ -159,7 +159,7 @@ def test_schema_checks(ring_name: str) -> None:
 
 def test_corrupt_header_is_a_clear_error(ring_name: str) -> None:
     with ringbuffer.create(ring_name, SCHEMA, capacity=8):
-        path = shm.path_for(ring_name)
+        path = ringbuffer.segment_path(ring_name)
         with open(path, "r+b") as f:
             f.seek(8)
             f.write((99).to_bytes(4, "little"))  # layout version 99
@@ -173,7 +173,7 @@ def test_segment_mode_0600_and_removed_on_close(ring_name: str) -> None:
         w = ringbuffer.create(ring_name, SCHEMA, capacity=8)
     finally:
         os.umask(old)
-    path = shm.path_for(ring_name)
+    path = ringbuffer.segment_path(ring_name)
     assert ring_name in path.name
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     w.close()
@@ -305,7 +305,7 @@ def test_crashed_writer_segment_is_reclaimed(ring_name: str) -> None:
     assert old.read(timeout=1).num_rows == 10
     os.kill(p.pid, signal.SIGKILL)
     p.join(WAIT)
-    assert shm.path_for(ring_name).exists()  # a crash leaves the segment
+    assert ringbuffer.segment_path(ring_name).exists()  # a crash leaves the segment
     with ringbuffer.create(ring_name, SCHEMA, capacity=64) as w:
         with pytest.raises(ringbuffer.RingReset, match="recreated"):
             old.read(timeout=1)
@@ -330,7 +330,7 @@ def test_evicted_reader_fails_with_overrun(ring_name: str) -> None:
 
 def test_wait_strategy_parks_after_sleeping_park_after(monkeypatch: pytest.MonkeyPatch) -> None:
     naps: list[float] = []
-    monkeypatch.setattr(ringbuffer.wait.time, "sleep", naps.append)
+    monkeypatch.setattr(time, "sleep", naps.append)
     w = ringbuffer.WaitStrategy(spins=2, yields=1, min_sleep=1e-4, max_sleep=1e-3,
                                 park_after=4e-3, park_sleep=5e-3)  # fmt: skip
     for attempt in range(10):
@@ -348,7 +348,7 @@ class _Recorder:
 
     def pause(self, attempt: int) -> None:
         self.attempts.append(attempt)
-        ringbuffer.wait.time.sleep(1e-4)
+        time.sleep(1e-4)
 
 
 def test_idle_reader_keeps_backing_off_across_reads(ring_name: str) -> None:

@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from . import procs, shm
-from .errors import (
+from . import _procs, _shm
+from ._errors import (
     ConsumerNameInUse,
     NoFreeSlot,
     Overrun,
@@ -27,7 +27,7 @@ from .errors import (
     RingReset,
     SchemaMismatch,
 )
-from .layout import (
+from ._layout import (
     ACTIVE,
     CLOSED,
     CURSOR,
@@ -51,9 +51,9 @@ from .layout import (
     decode_schema,
     require_x86_64,
 )
-from .symbols import SymbolReader
-from .wait import DEFAULT_WAIT, WaitStrategy
-from .writer import full_fence
+from ._symbols import SymbolReader
+from ._wait import DEFAULT_WAIT, WaitStrategy
+from ._writer import full_fence
 
 _RESET_CHECK_EVERY = 0.5  # seconds between checks, while idle, that the ring was not replaced
 
@@ -69,9 +69,9 @@ class Reader:
         self.capacity = head.capacity
         self.generation = head.generation
         self.tag = head.tag
-        self._path = shm.path_for(name)
+        self._path = _shm.segment_path(name)
         self._fd = fd
-        self._mm = shm.map_fd(fd)
+        self._mm = _shm.map_fd(fd)
         geometry = Geometry(
             schema, head.capacity, head.n_slots, head.max_symbols, head.symbol_bytes
         )
@@ -98,15 +98,15 @@ class Reader:
         if not key or len(key) > NAME_MAX:
             raise ValueError(f"consumer name must be 1-{NAME_MAX} bytes of UTF-8: {consumer!r}")
         slots = self._v.slots
-        pid, started = procs.me()
-        with shm.locked(self._fd):
+        pid, started = _procs.me()
+        with _shm.locked(self._fd):
             names = slots["name"]
             states = slots["state"]
             mine = [i for i in np.flatnonzero(states != FREE) if names[i] == key]
             if mine:
                 i = int(mine[0])
                 holder = int(slots["pid"][i])
-                if states[i] == ACTIVE and procs.alive(holder, int(slots["start"][i])):
+                if states[i] == ACTIVE and _procs.alive(holder, int(slots["start"][i])):
                     raise ConsumerNameInUse(
                         f"consumer name {consumer!r} is in use on ring {self.name!r} by pid "
                         f"{holder}; stop it or choose another --name"
@@ -205,7 +205,7 @@ class Reader:
         """True once a new writer has created a ring of this name (this one is finished)."""
         if int(self._v.state[0]) == SUPERSEDED:
             return True
-        return self._path.exists() and not shm.same_file(self._fd, self._path)
+        return self._path.exists() and not _shm.same_file(self._fd, self._path)
 
     def _await(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -282,7 +282,7 @@ class Reader:
         return position
 
     def _detach(self) -> None:
-        with shm.locked(self._fd):
+        with _shm.locked(self._fd):
             slot = self._v.slots[self._slot]
             if int(slot["state"]) == ACTIVE and int(slot["pid"]) == self._pid:
                 self._v.slot_state[self._slot] = DETACHED
@@ -295,7 +295,7 @@ class Reader:
         if self._slot >= 0:
             self._detach()
         del self._v, self._symbols, self._whole, self._whole_dictionary
-        shm.close_map(self._mm)
+        _shm.close_map(self._mm)
         os.close(self._fd)
 
     def __enter__(self) -> Reader:
@@ -307,7 +307,7 @@ class Reader:
 
 def _open_live(path: os.PathLike[str]) -> tuple[int, Header] | None:
     """Open the segment if it exists and a live or ended writer's header is complete."""
-    fd = shm.open_file(path)  # type: ignore[arg-type]
+    fd = _shm.open_file(path)  # type: ignore[arg-type]
     if fd is None:
         return None
     try:
@@ -348,13 +348,13 @@ def attach(
     columns and dtypes the caller needs; a ring without them raises :class:`SchemaMismatch`.
     """
     require_x86_64()
-    path = shm.path_for(name)
+    path = _shm.segment_path(name)
     deadline = None if timeout is None else time.monotonic() + timeout
     attempt = 0
     while (opened := _open_live(path)) is None:
         if deadline is not None and time.monotonic() >= deadline:
             raise RingNotFound(
-                f"no ring {name!r} appeared in {shm.SHM_DIR} within {timeout}s: "
+                f"no ring {name!r} appeared in {_shm.SHM_DIR} within {timeout}s: "
                 "is the engine running with the same --ring name?"
             )
         time.sleep(min(0.05, 0.001 * (1 << min(attempt, 6))))

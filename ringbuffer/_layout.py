@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-from .errors import SchemaMismatch
+from ._errors import SchemaMismatch
 
 MAGIC: Final = b"QRING\x00\x00\x01"
 VERSION: Final = 1

@@ -41,9 +41,9 @@ import pyarrow as pa
 
 from common.log import get_logger
 
-from . import procs, shm
-from .errors import Interrupted, RingBusy, SchemaMismatch
-from .layout import (
+from . import _procs, _shm
+from ._errors import Interrupted, RingBusy, SchemaMismatch
+from ._layout import (
     ACTIVE,
     CLOSED,
     CURSOR,
@@ -64,8 +64,8 @@ from .layout import (
     require_x86_64,
     storage_dtype,
 )
-from .symbols import SymbolWriter
-from .wait import WRITER_WAIT, WaitStrategy
+from ._symbols import SymbolWriter
+from ._wait import WRITER_WAIT, WaitStrategy
 
 _log = get_logger("ring")
 _fence_lock = threading.Lock()
@@ -97,9 +97,9 @@ class Writer:
         self.name = name
         self.schema = dict(geometry.schema)
         self.capacity = geometry.capacity
-        self._path = shm.path_for(name)
+        self._path = _shm.segment_path(name)
         self._fd = fd
-        self._mm = shm.map_fd(fd)
+        self._mm = _shm.map_fd(fd)
         self._v = Views(self._mm, geometry)
         self._cols = self._v.columns
         self._dtypes = {k: storage_dtype(t) for k, t in self.schema.items()}
@@ -251,7 +251,7 @@ class Writer:
             if int(slots["cursor"][i]) >= need:
                 continue
             pid, started = int(slots["pid"][i]), int(slots["start"][i])
-            if procs.alive(pid, started):
+            if _procs.alive(pid, started):
                 if self._evict_after is not None and blocked_for > self._evict_after:
                     self._retire(int(i), pid, EVICTED, f"lagged {blocked_for:.1f}s")
                 continue
@@ -261,7 +261,7 @@ class Writer:
 
     def _retire(self, i: int, pid: int, state: int, why: str) -> None:
         slots = self._v.slots
-        with shm.locked(self._fd):  # a new attach may be taking the slot over
+        with _shm.locked(self._fd):  # a new attach may be taking the slot over
             if int(slots["state"][i]) != ACTIVE or int(slots["pid"][i]) != pid:
                 return
             slots["state"][i] = state
@@ -324,11 +324,11 @@ class Writer:
             return
         self.closed = True
         self._v.state[0] = CLOSED
-        if shm.same_file(self._fd, self._path):
+        if _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
         del self._v, self._cols, self._symbols
-        shm.close_map(self._mm)
+        _shm.close_map(self._mm)
         os.close(self._fd)
 
     def __enter__(self) -> Writer:
@@ -340,19 +340,19 @@ class Writer:
 
 def _reclaim(path: Any, name: str) -> int:
     """Retire a segment left by a writer that is gone; returns its generation (0 if unknown)."""
-    fd = shm.open_file(path)
+    fd = _shm.open_file(path)
     if fd is None:
         return 0
     try:
-        with shm.locked(fd):
+        with _shm.locked(fd):
             size = os.fstat(fd).st_size
             generation = 0
             if size >= 4096:
-                mm = shm.map_fd(fd)
+                mm = _shm.map_fd(fd)
                 try:
                     head = Header.unpack(mm[:256])
                     if head.magic == MAGIC:
-                        if head.state == LIVE and procs.alive(head.writer_pid, head.writer_start):
+                        if head.state == LIVE and _procs.alive(head.writer_pid, head.writer_start):
                             raise RingBusy(
                                 f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
                                 "stop it or use another --ring name"
@@ -364,8 +364,8 @@ def _reclaim(path: Any, name: str) -> int:
                         view[12:16].view("<u4")[0] = SUPERSEDED
                         del view
                 finally:
-                    shm.close_map(mm)
-            if shm.same_file(fd, path):
+                    _shm.close_map(mm)
+            if _shm.same_file(fd, path):
                 os.unlink(path)
             _log.warning("reclaimed a ring left by a stopped writer", ring=name, gen=generation)
             return generation
@@ -407,22 +407,22 @@ def create(
     schema = dict(schema)
     schema_bytes = encode_schema(schema)
     geometry = Geometry(schema, capacity, n_slots, max_symbols, symbol_bytes)
-    path = shm.path_for(name)
+    path = _shm.segment_path(name)
     generation = _reclaim(path, name) + 1
-    fd = shm.create_file(path, geometry.size)
+    fd = _shm.create_file(path, geometry.size)
     try:
-        pid, started = procs.me()
+        pid, started = _procs.me()
         head = Header(
             MAGIC, VERSION, LIVE, generation, capacity, n_slots, len(schema_bytes), geometry.size,
             pid, started, tag, max_symbols, symbol_bytes, time.time_ns(),
         )  # fmt: skip
-        mm = shm.map_fd(fd)
+        mm = _shm.map_fd(fd)
         mm[SCHEMA_AT : SCHEMA_AT + len(schema_bytes)] = schema_bytes
         packed = head.pack()
         mm[8 : len(packed)] = packed[8:]
         np.frombuffer(mm, np.uint8)[END * 8 : END * 8 + 8].view("<u8")[0] = NOT_ENDED
         mm[0:8] = MAGIC  # last: a reader that sees the magic sees a complete header
-        shm.close_map(mm)
+        _shm.close_map(mm)
         return Writer(name, fd, geometry, wait, dead_grace, evict_after)
     except BaseException:
         os.close(fd)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from . import procs, shm
-from .errors import RingBusy
-from .layout import CURSOR, LIVE, MAGIC, SCHEMA_AT, TAIL, VERSION, Header, decode_schema
-from .reader import Reader
-from .wait import DEFAULT_WAIT
+from . import _procs, _shm
+from ._errors import RingBusy
+from ._layout import CURSOR, LIVE, MAGIC, SCHEMA_AT, TAIL, VERSION, Header, decode_schema
+from ._reader import Reader
+from ._wait import DEFAULT_WAIT
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def salvage(name: str) -> Salvage | None:
     Raises :class:`RingBusy` while a live writer owns it. Records below ``tail`` are not taken:
     a crashed claim may have been overwriting them.
     """
-    path = shm.path_for(name)
-    fd = shm.open_file(path)
+    path = _shm.segment_path(name)
+    fd = _shm.open_file(path)
     if fd is None:
         return None
     try:
@@ -46,7 +46,7 @@ def salvage(name: str) -> Salvage | None:
             return None
         if head.version != VERSION:
             return None
-        if head.state == LIVE and procs.alive(head.writer_pid, head.writer_start):
+        if head.state == LIVE and _procs.alive(head.writer_pid, head.writer_start):
             raise RingBusy(f"ring {name!r} is owned by a live writer (pid {head.writer_pid})")
         schema = decode_schema(raw[SCHEMA_AT : SCHEMA_AT + head.schema_len])
         reader = Reader(name, os.dup(fd), head, schema, DEFAULT_WAIT)

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import SymbolTableFull
-from .layout import SYMBOLS, Views
+from ._errors import SymbolTableFull
+from ._layout import SYMBOLS, Views
 
 
 class SymbolWriter:
