@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
-import platform
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -34,6 +32,7 @@ import pyarrow as pa
 from ._errors import SchemaMismatch
 
 MAGIC: Final = b"QRING\x00\x00\x01"
+MAGIC_WORD: Final = int.from_bytes(MAGIC, "little")  # the magic as header word 0
 VERSION: Final = 1
 
 # Header words, as uint64 indices into the segment.
@@ -80,22 +79,6 @@ _SPECIAL: Final = {
     "symbol": (np.dtype("<u4"), pa.dictionary(pa.uint32(), pa.string())),
     "timestamp[ns]": (np.dtype("<i8"), pa.timestamp("ns", tz="UTC")),
 }
-
-
-def require_x86_64() -> None:
-    """Refuse to run where the memory-ordering argument of this package does not hold.
-
-    The ring relies on x86-64's total store order (see ``writer`` and ``reader``): stores
-    become visible in program order, loads are not reordered with other loads, and aligned
-    8-byte loads and stores are atomic. Weaker architectures (ARM, POWER) would need real
-    acquire/release atomics, which plain numpy stores are not.
-    """
-    machine = platform.machine().lower()
-    if machine not in ("x86_64", "amd64") and not os.environ.get("RINGBUFFER_UNSAFE_ARCH"):
-        raise RuntimeError(
-            f"ringbuffer needs x86-64 memory ordering; this machine is {machine!r}. "
-            "Run on x86-64 (or port the ring to real atomics)."
-        )
 
 
 def storage_dtype(ring_dtype: str) -> np.dtype:
@@ -200,6 +183,7 @@ class Views:
         self.slots = self.raw[SLOTS_AT : SLOTS_AT + g.n_slots * SLOT_SIZE].view(SLOT_DTYPE)
         self.slot_cursor = self.slots["cursor"]
         self.slot_state = self.slots["state"]
+        self.slot_pid = self.slots["pid"]
         offsets_at = g.symbol_offsets_at
         self.symbol_offsets = self.raw[offsets_at : offsets_at + 4 * (g.max_symbols + 1)].view(
             "<i4"

@@ -2,7 +2,7 @@
 
 A batch is a view of the ring's memory. It stays valid until the next :meth:`Reader.read`
 (or :meth:`Reader.close`), which *releases* it: the slot cursor moves past it and the writer
-may reuse that memory (see ``writer``, M2). With ``release="commit"`` the slot cursor moves
+may reuse that memory (M2 in ``_ordering``). With ``release="commit"`` the slot cursor moves
 only on :meth:`Reader.commit`, so the writer never overwrites what a consumer has not yet made
 durable, and a consumer restarted under the same name finds its uncommitted records intact.
 """
@@ -49,11 +49,10 @@ from ._layout import (
     Views,
     arrow_type,
     decode_schema,
-    require_x86_64,
 )
+from ._ordering import full_fence, load_acquire, require_x86_64, store_release
 from ._symbols import SymbolReader
 from ._wait import DEFAULT_WAIT, WaitStrategy
-from ._writer import full_fence
 
 _RESET_CHECK_EVERY = 0.5  # seconds between checks, while idle, that the ring was not replaced
 
@@ -125,16 +124,16 @@ class Reader:
                 slots["name"][i] = key
             committed = int(slots["committed"][i])
             resuming = resume and committed != NO_COMMIT
-            start = committed if resuming else int(self._v.words[TAIL])
-            slots["cursor"][i] = start  # the cursor before the state (see writer._gating)
+            start = committed if resuming else load_acquire(self._v.words, TAIL)
+            store_release(self._v.slot_cursor, i, start)
             slots["pid"][i] = pid
             slots["start"][i] = started
-            states[i] = ACTIVE
+            store_release(states, i, ACTIVE)  # M1: after its cursor (see Writer._gating)
         self._slot = i
         # M3: store slot, fence, load tail; move up until the writer's tail is not above us.
         while True:
             full_fence()
-            tail = int(self._v.words[TAIL])
+            tail = load_acquire(self._v.words, TAIL)
             if tail <= start:
                 break
             if resuming:
@@ -145,7 +144,7 @@ class Reader:
                     "it was away (it was not attached, or its release was not gating)"
                 )
             start = tail
-            slots["cursor"][i] = start
+            store_release(self._v.slot_cursor, i, start)  # M3: store, then fence and load again
         self._pos = self._released = start
 
     # -- reading ---------------------------------------------------------------------------
@@ -158,20 +157,24 @@ class Reader:
     @property
     def ended(self) -> bool:
         """True once the writer ended the stream and this consumer has read all of it."""
-        end = int(self._v.words[END])
+        end = load_acquire(self._v.words, END)  # M1: stored after the cursor it covers
         return end != NOT_ENDED and self._pos >= end
 
     def lag(self) -> int:
         """Records published but not yet returned to this consumer."""
-        return int(self._v.words[CURSOR]) - self._pos
+        return load_acquire(self._v.words, CURSOR) - self._pos  # M4
 
     def _check(self) -> None:
         """Raise if the ring was replaced or this consumer lost its slot."""
-        if int(self._v.state[0]) == SUPERSEDED or int(self._v.generation[0]) != self.generation:
+        v = self._v
+        if (
+            load_acquire(v.state, 0) == SUPERSEDED  # M4, as all loads here
+            or load_acquire(v.generation, 0) != self.generation
+        ):
             raise RingReset(f"ring {self.name!r} was recreated by a new writer; attach again")
-        slot = self._v.slots[self._slot]
-        if int(slot["state"]) != ACTIVE or int(slot["pid"]) != self._pid:
-            why = "evicted for lagging" if int(slot["state"]) == EVICTED else "taken from it"
+        state = load_acquire(v.slot_state, self._slot)
+        if state != ACTIVE or int(v.slot_pid[self._slot]) != self._pid:
+            why = "evicted for lagging" if state == EVICTED else "taken from it"
             raise Overrun(
                 f"consumer {self.name_of_slot()!r} was {why}; records it had not read may be "
                 "overwritten, so it stops here instead of reading them"
@@ -190,7 +193,7 @@ class Reader:
         if self._release_on_read:
             self._release(self._pos)
         self._check()
-        available = int(self._v.words[CURSOR]) - self._pos
+        available = load_acquire(self._v.words, CURSOR) - self._pos  # M1: then the records
         if available <= 0:
             available = self._await(timeout)
             if available <= 0:
@@ -203,7 +206,7 @@ class Reader:
 
     def replaced(self) -> bool:
         """True once a new writer has created a ring of this name (this one is finished)."""
-        if int(self._v.state[0]) == SUPERSEDED:
+        if load_acquire(self._v.state, 0) == SUPERSEDED:  # M4
             return True
         return self._path.exists() and not _shm.same_file(self._fd, self._path)
 
@@ -211,7 +214,7 @@ class Reader:
         deadline = None if timeout is None else time.monotonic() + timeout
         attempt = self._idle  # kept across calls: a reader idle for long parks, short timeouts too
         while True:
-            available = int(self._v.words[CURSOR]) - self._pos
+            available = load_acquire(self._v.words, CURSOR) - self._pos  # M1: then the records
             if available > 0:
                 return available
             if self.ended:
@@ -223,7 +226,7 @@ class Reader:
             if now >= self._next_reset_check:  # kept across calls: short timeouts check too
                 self._next_reset_check = now + _RESET_CHECK_EVERY
                 self._check()
-                if int(self._v.state[0]) == CLOSED:
+                if load_acquire(self._v.state, 0) == CLOSED:  # M4
                     raise RingReset(f"ring {self.name!r} was closed without ending the stream")
                 if self.replaced():
                     raise RingReset(f"ring {self.name!r} was replaced; attach again")
@@ -266,7 +269,7 @@ class Reader:
 
     def _release(self, position: int) -> None:
         if position > self._released:
-            self._v.slot_cursor[self._slot] = position  # M2: after this consumer's loads
+            store_release(self._v.slot_cursor, self._slot, position)  # M2: after our loads
             self._released = position
 
     def commit(self, position: int | None = None) -> int:
@@ -276,7 +279,7 @@ class Reader:
         if position > self._pos:
             raise ValueError(f"cannot commit {position}: only {self._pos} records were read")
         self._check()
-        self._v.slots["committed"][self._slot] = position
+        store_release(self._v.slots["committed"], self._slot, position)  # M4
         if not self._release_on_read:
             self._release(position)
         return position
@@ -285,7 +288,7 @@ class Reader:
         with _shm.locked(self._fd):
             slot = self._v.slots[self._slot]
             if int(slot["state"]) == ACTIVE and int(slot["pid"]) == self._pid:
-                self._v.slot_state[self._slot] = DETACHED
+                store_release(self._v.slot_state, self._slot, DETACHED)  # M4
 
     def close(self) -> None:
         """Release the slot (its name and commit stay for a later attach) and unmap."""

@@ -11,27 +11,15 @@ Invariants:
       a claim of [c, c + n) proceeds only when c + n - capacity <= gating.
   I3  ``tail`` is monotonic and announced before the writes it covers.
 
-Memory ordering (x86-64 TSO; ``layout.require_x86_64`` refuses other machines):
-  M1  Publish: the column stores of a claim precede the store of ``cursor`` in program order,
-      and x86 makes stores visible in program order. A reader that loads ``cursor`` = c and
-      then loads records below c (loads are not reordered with older loads) sees them whole.
-      CPython cannot reorder them either: each is a separate call into numpy.
-  M2  Release: a consumer's loads of a batch precede its store of its slot cursor (x86 does
-      not reorder a store before older loads), so once the writer sees the cursor move, the
-      consumer is done with those records; the writer's later stores depend on that load.
-  M3  Join (a new consumer appearing while the writer runs) is a store-then-load handshake on
-      both sides, which TSO alone does not order (store buffering), so both sides put a full
-      fence between their store and their load (``full_fence``): the writer stores ``tail``,
-      fences, loads the slots; the joiner stores its slot, fences, loads ``tail``. Either the
-      writer sees the joiner and gates on it, or the joiner sees the tail and starts above it.
-  M4  8-byte aligned loads and stores are single-copy atomic on x86-64: no torn cursor.
+Memory ordering: the argument (M1 publish, M2 release, M3 join, M4 atomic words) is in
+``_ordering``, with the only loads and stores of shared words and the only fence; the call
+sites below name the one they rely on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -52,6 +40,7 @@ from ._layout import (
     EVICTED,
     LIVE,
     MAGIC,
+    MAGIC_WORD,
     NOT_ENDED,
     SCHEMA_AT,
     SUPERSEDED,
@@ -61,25 +50,14 @@ from ._layout import (
     Header,
     Views,
     encode_schema,
-    require_x86_64,
     storage_dtype,
 )
+from ._ordering import full_fence, load_acquire, load_each, require_x86_64, store_release
 from ._symbols import SymbolWriter
 from ._wait import WRITER_WAIT, WaitStrategy
 
 _log = get_logger("ring")
-_fence_lock = threading.Lock()
 _LIVENESS_EVERY = 0.1  # seconds between pid checks of the consumers a blocked writer waits on
-
-
-def full_fence() -> None:
-    """A full memory barrier (M3): a LOCK-prefixed compare-and-swap, taken by acquiring a lock.
-
-    On x86-64 every locked instruction orders all earlier loads and stores before all later
-    ones; CPython's lock acquire and release are such atomic read-modify-writes.
-    """
-    _fence_lock.acquire()
-    _fence_lock.release()
 
 
 class Writer:
@@ -174,7 +152,7 @@ class Writer:
                 if k > first:
                     dst[: k - first] = src[done + first : done + k]
             self._next += k
-            self._v.words[CURSOR] = self._next  # M1: after the column stores
+            store_release(self._v.words, CURSOR, self._next)  # M1: after the column stores
             done += k
         return self._next
 
@@ -187,24 +165,25 @@ class Writer:
 
     def end(self) -> None:
         """End the stream: consumers read what is published, then see the end."""
-        self._v.words[END] = self._next
+        store_release(self._v.words, END, self._next)  # M1: after the cursor store it covers
 
     # -- gating ----------------------------------------------------------------------------
 
     def _gating(self) -> tuple[int | None, np.ndarray]:
         """The minimum ACTIVE slot cursor (None without consumers), and the ACTIVE slots."""
-        states = self._v.slot_state.copy()  # states before cursors: a slot's cursor is
-        active = np.flatnonzero(states == ACTIVE)  # stored before its state becomes ACTIVE
+        # M1: states before cursors; a joiner stores its cursor before its state becomes ACTIVE
+        states = load_each(self._v.slot_state)
+        active = np.flatnonzero(states == ACTIVE)
         if not active.size:
             return None, active
-        return int(self._v.slot_cursor[active].min()), active
+        return int(load_each(self._v.slot_cursor, active).min()), active  # M2: then reuse
 
     def _announce(self, overwrite_below: int) -> None:
         """Publish ``tail`` (I3), then fence (M3) before the gating is checked again."""
         if overwrite_below > self._tail:
             self._tail = overwrite_below
-            self._v.words[TAIL] = overwrite_below
-        full_fence()
+            store_release(self._v.words, TAIL, overwrite_below)  # M3: store tail,
+        full_fence()  # M3: fence, then (the caller) load the slots
 
     def _claim(self, want: int) -> int:
         """Reserve up to ``want`` sequences from the cursor; returns how many (>= 1)."""
@@ -248,7 +227,7 @@ class Writer:
         slots = self._v.slots
         now = time.monotonic()
         for i in active:
-            if int(slots["cursor"][i]) >= need:
+            if load_acquire(self._v.slot_cursor, i) >= need:  # M4
                 continue
             pid, started = int(slots["pid"][i]), int(slots["start"][i])
             if _procs.alive(pid, started):
@@ -264,7 +243,7 @@ class Writer:
         with _shm.locked(self._fd):  # a new attach may be taking the slot over
             if int(slots["state"][i]) != ACTIVE or int(slots["pid"][i]) != pid:
                 return
-            slots["state"][i] = state
+            store_release(self._v.slot_state, i, state)  # M4: its reader sees it at its next read
         name = bytes(slots["name"][i]).rstrip(b"\0").decode()
         level = "error" if state == EVICTED else "warning"
         getattr(_log, level)(
@@ -273,7 +252,7 @@ class Writer:
             consumer=name,
             pid=pid,
             why=why,
-            lag=self._next - int(slots["cursor"][i]),
+            lag=self._next - load_acquire(self._v.slot_cursor, i),
         )
         self._dead_since.pop(i, None)
 
@@ -282,15 +261,15 @@ class Writer:
     def consumers(self) -> list[dict[str, Any]]:
         """The ACTIVE consumers: name, pid, cursor and lag (records published, not released)."""
         slots = self._v.slots
-        return [
-            {
-                "name": bytes(slots["name"][i]).rstrip(b"\0").decode(),
-                "pid": int(slots["pid"][i]),
-                "cursor": int(slots["cursor"][i]),
-                "lag": self._next - int(slots["cursor"][i]),
-            }
-            for i in np.flatnonzero(slots["state"] == ACTIVE)
-        ]
+        out = []
+        for i in np.flatnonzero(load_each(self._v.slot_state) == ACTIVE):
+            cursor = load_acquire(self._v.slot_cursor, i)  # M4
+            name = bytes(slots["name"][i]).rstrip(b"\0").decode()
+            out.append(
+                {"name": name, "pid": int(slots["pid"][i]), "cursor": cursor,
+                 "lag": self._next - cursor}
+            )  # fmt: skip
+        return out
 
     def _poll(self, done: Any, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -323,7 +302,7 @@ class Writer:
         if self.closed:
             return
         self.closed = True
-        self._v.state[0] = CLOSED
+        store_release(self._v.state, 0, CLOSED)  # M4: waiting readers see it
         if _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
@@ -420,8 +399,10 @@ def create(
         mm[SCHEMA_AT : SCHEMA_AT + len(schema_bytes)] = schema_bytes
         packed = head.pack()
         mm[8 : len(packed)] = packed[8:]
-        np.frombuffer(mm, np.uint8)[END * 8 : END * 8 + 8].view("<u8")[0] = NOT_ENDED
-        mm[0:8] = MAGIC  # last: a reader that sees the magic sees a complete header
+        words = np.frombuffer(mm, "<u8", count=SCHEMA_AT // 8)
+        words[END] = NOT_ENDED
+        store_release(words, 0, MAGIC_WORD)  # M1: last; who sees the magic sees the header
+        del words
         _shm.close_map(mm)
         return Writer(name, fd, geometry, wait, dead_grace, evict_after)
     except BaseException:
