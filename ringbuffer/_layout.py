@@ -24,6 +24,7 @@ import json
 import mmap
 import struct
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Final
 
 import numpy as np
@@ -48,18 +49,30 @@ SLOTS_AT: Final = 4096
 SLOT_SIZE: Final = 128
 NAME_MAX: Final = 32
 
-# Segment states (header field ``state``).
-LIVE: Final = 1  # a writer owns it
-CLOSED: Final = 2  # the writer closed it cleanly
-SUPERSEDED: Final = 3  # a new writer replaced it; readers must attach again
 
-# Slot states. Only ACTIVE slots gate the writer.
-FREE: Final = 0
-ACTIVE: Final = 1
-DETACHED: Final = 2  # closed cleanly; keeps its name and commit for a later attach
-DEAD: Final = 3  # its process died; keeps its name and commit
-EVICTED: Final = 4  # the writer stopped waiting for it (opt-in lag policy)
-NO_COMMIT: Final = (1 << 64) - 1
+class SegmentState(IntEnum):
+    """The header's ``state`` word (uint32; the values are the on-disk ones)."""
+
+    WRITING = 1  # a writer owns it (it may have crashed: its pid tells)
+    CLOSED = 2  # the writer closed it cleanly
+    SUPERSEDED = 3  # a new writer replaced it; readers must attach again
+
+
+class SlotState(IntEnum):
+    """A consumer slot's ``state`` word (uint32; the values are the on-disk ones).
+
+    Only ACTIVE slots gate the writer. numpy compares an array with an IntEnum member about five
+    times slower than with a plain int, so the hot paths compare with ``int(SlotState.X)``.
+    """
+
+    FREE = 0
+    ACTIVE = 1
+    DETACHED = 2  # closed cleanly; keeps its name and commit for a later attach
+    DEAD = 3  # its process died; keeps its name and commit
+    EVICTED = 4  # the writer stopped waiting for it (opt-in lag policy)
+
+
+NO_COMMIT: Final = (1 << 64) - 1  # a slot's ``committed`` before its first commit
 
 _HEADER = struct.Struct("<8sIIQQIIQQQQQQQ")
 # magic, version, state, generation, capacity, n_slots, schema_len, segment_size,

@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -28,24 +28,19 @@ from ._errors import (
     SchemaMismatch,
 )
 from ._layout import (
-    ACTIVE,
-    CLOSED,
     CURSOR,
-    DETACHED,
     END,
-    EVICTED,
-    FREE,
-    LIVE,
     MAGIC,
     NAME_MAX,
     NO_COMMIT,
     NOT_ENDED,
     SCHEMA_AT,
-    SUPERSEDED,
     TAIL,
     VERSION,
     Geometry,
     Header,
+    SegmentState,
+    SlotState,
     Views,
     arrow_type,
     decode_schema,
@@ -55,6 +50,10 @@ from ._symbols import SymbolReader
 from ._wait import DEFAULT_WAIT, WaitStrategy
 
 _RESET_CHECK_EVERY = 0.5  # seconds between checks, while idle, that the ring was not replaced
+# Plain ints for the per-read checks: numpy and int compare with them faster than with enums.
+_FREE: Final = int(SlotState.FREE)
+_ACTIVE: Final = int(SlotState.ACTIVE)
+_SUPERSEDED: Final = int(SegmentState.SUPERSEDED)
 
 
 class Reader:
@@ -101,19 +100,19 @@ class Reader:
         with _shm.locked(self._fd):
             names = slots["name"]
             states = slots["state"]
-            mine = [i for i in np.flatnonzero(states != FREE) if names[i] == key]
+            mine = [i for i in np.flatnonzero(states != _FREE) if names[i] == key]
             if mine:
                 i = int(mine[0])
                 holder = int(slots["pid"][i])
-                if states[i] == ACTIVE and _procs.alive(holder, int(slots["start"][i])):
+                if states[i] == _ACTIVE and _procs.alive(holder, int(slots["start"][i])):
                     raise ConsumerNameInUse(
                         f"consumer name {consumer!r} is in use on ring {self.name!r} by pid "
                         f"{holder}; stop it or choose another --name"
                     )
             else:
-                free = np.flatnonzero(states == FREE)
+                free = np.flatnonzero(states == _FREE)
                 if not free.size:  # take the stalest slot no live consumer holds
-                    idle = np.flatnonzero(states != ACTIVE)
+                    idle = np.flatnonzero(states != _ACTIVE)
                     if not idle.size:
                         raise NoFreeSlot(
                             f"all {len(slots)} consumer slots of ring {self.name!r} are in use"
@@ -128,7 +127,7 @@ class Reader:
             store_release(self._v.slot_cursor, i, start)
             slots["pid"][i] = pid
             slots["start"][i] = started
-            store_release(states, i, ACTIVE)  # M1: after its cursor (see Writer._gating)
+            store_release(states, i, SlotState.ACTIVE)  # M1: after its cursor (see Writer._gating)
         self._slot = i
         # M3: store slot, fence, load tail; move up until the writer's tail is not above us.
         while True:
@@ -168,13 +167,13 @@ class Reader:
         """Raise if the ring was replaced or this consumer lost its slot."""
         v = self._v
         if (
-            load_acquire(v.state, 0) == SUPERSEDED  # M4, as all loads here
+            load_acquire(v.state, 0) == _SUPERSEDED  # M4, as all loads here
             or load_acquire(v.generation, 0) != self.generation
         ):
             raise RingReset(f"ring {self.name!r} was recreated by a new writer; attach again")
         state = load_acquire(v.slot_state, self._slot)
-        if state != ACTIVE or int(v.slot_pid[self._slot]) != self._pid:
-            why = "evicted for lagging" if state == EVICTED else "taken from it"
+        if state != _ACTIVE or int(v.slot_pid[self._slot]) != self._pid:
+            why = "evicted for lagging" if state == SlotState.EVICTED else "taken from it"
             raise Overrun(
                 f"consumer {self.name_of_slot()!r} was {why}; records it had not read may be "
                 "overwritten, so it stops here instead of reading them"
@@ -206,7 +205,7 @@ class Reader:
 
     def replaced(self) -> bool:
         """True once a new writer has created a ring of this name (this one is finished)."""
-        if load_acquire(self._v.state, 0) == SUPERSEDED:  # M4
+        if load_acquire(self._v.state, 0) == _SUPERSEDED:  # M4
             return True
         return self._path.exists() and not _shm.same_file(self._fd, self._path)
 
@@ -226,7 +225,7 @@ class Reader:
             if now >= self._next_reset_check:  # kept across calls: short timeouts check too
                 self._next_reset_check = now + _RESET_CHECK_EVERY
                 self._check()
-                if load_acquire(self._v.state, 0) == CLOSED:  # M4
+                if load_acquire(self._v.state, 0) == SegmentState.CLOSED:  # M4
                     raise RingReset(f"ring {self.name!r} was closed without ending the stream")
                 if self.replaced():
                     raise RingReset(f"ring {self.name!r} was replaced; attach again")
@@ -287,8 +286,8 @@ class Reader:
     def _detach(self) -> None:
         with _shm.locked(self._fd):
             slot = self._v.slots[self._slot]
-            if int(slot["state"]) == ACTIVE and int(slot["pid"]) == self._pid:
-                store_release(self._v.slot_state, self._slot, DETACHED)  # M4
+            if int(slot["state"]) == _ACTIVE and int(slot["pid"]) == self._pid:
+                store_release(self._v.slot_state, self._slot, SlotState.DETACHED)  # M4
 
     def close(self) -> None:
         """Release the slot (its name and commit stay for a later attach) and unmap."""
@@ -318,13 +317,14 @@ def _open_live(path: os.PathLike[str]) -> tuple[int, Header] | None:
             with open(fd, "rb", closefd=False) as f:
                 raw = f.read(SCHEMA_AT + 4096)
             head = Header.unpack(raw)
-            if head.magic == MAGIC and head.state not in (SUPERSEDED,):
+            if head.magic == MAGIC and head.state != SegmentState.SUPERSEDED:
                 if head.version != VERSION:
                     raise SchemaMismatch(
                         f"ring at {path} has layout version {head.version}; this program "
                         f"reads version {VERSION}: run matching versions of writer and reader"
                     )
-                if head.state == LIVE or int.from_bytes(raw[END * 8 : END * 8 + 8], "little"):
+                ended = int.from_bytes(raw[END * 8 : END * 8 + 8], "little")
+                if head.state == SegmentState.WRITING or ended:
                     return fd, head
     except BaseException:
         os.close(fd)

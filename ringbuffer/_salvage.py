@@ -13,7 +13,16 @@ import pyarrow as pa
 
 from . import _procs, _shm
 from ._errors import RingBusy
-from ._layout import CURSOR, LIVE, MAGIC, SCHEMA_AT, TAIL, VERSION, Header, decode_schema
+from ._layout import (
+    CURSOR,
+    MAGIC,
+    SCHEMA_AT,
+    TAIL,
+    VERSION,
+    Header,
+    SegmentState,
+    decode_schema,
+)
 from ._reader import Reader
 from ._wait import DEFAULT_WAIT
 
@@ -46,7 +55,7 @@ def salvage(name: str) -> Salvage | None:
             return None
         if head.version != VERSION:
             return None
-        if head.state == LIVE and _procs.alive(head.writer_pid, head.writer_start):
+        if head.state == SegmentState.WRITING and _procs.alive(head.writer_pid, head.writer_start):
             raise RingBusy(f"ring {name!r} is owned by a live writer (pid {head.writer_pid})")
         schema = decode_schema(raw[SCHEMA_AT : SCHEMA_AT + head.schema_len])
         reader = Reader(name, os.dup(fd), head, schema, DEFAULT_WAIT)

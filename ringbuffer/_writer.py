@@ -22,7 +22,7 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -32,22 +32,18 @@ from common.log import get_logger
 from . import _procs, _shm
 from ._errors import Interrupted, RingBusy, SchemaMismatch
 from ._layout import (
-    ACTIVE,
-    CLOSED,
     CURSOR,
-    DEAD,
     END,
-    EVICTED,
-    LIVE,
     MAGIC,
     MAGIC_WORD,
     NOT_ENDED,
     SCHEMA_AT,
-    SUPERSEDED,
     TAIL,
     VERSION,
     Geometry,
     Header,
+    SegmentState,
+    SlotState,
     Views,
     encode_schema,
     storage_dtype,
@@ -58,6 +54,7 @@ from ._wait import WRITER_WAIT, WaitStrategy
 
 _log = get_logger("ring")
 _LIVENESS_EVERY = 0.1  # seconds between pid checks of the consumers a blocked writer waits on
+_ACTIVE: Final = int(SlotState.ACTIVE)  # a plain int: numpy compares it five times faster
 
 
 class Writer:
@@ -173,7 +170,7 @@ class Writer:
         """The minimum ACTIVE slot cursor (None without consumers), and the ACTIVE slots."""
         # M1: states before cursors; a joiner stores its cursor before its state becomes ACTIVE
         states = load_each(self._v.slot_state)
-        active = np.flatnonzero(states == ACTIVE)
+        active = np.flatnonzero(states == _ACTIVE)
         if not active.size:
             return None, active
         return int(load_each(self._v.slot_cursor, active).min()), active  # M2: then reuse
@@ -232,20 +229,20 @@ class Writer:
             pid, started = int(slots["pid"][i]), int(slots["start"][i])
             if _procs.alive(pid, started):
                 if self._evict_after is not None and blocked_for > self._evict_after:
-                    self._retire(int(i), pid, EVICTED, f"lagged {blocked_for:.1f}s")
+                    self._retire(int(i), pid, SlotState.EVICTED, f"lagged {blocked_for:.1f}s")
                 continue
             since = self._dead_since.setdefault(int(i), now)
             if now - since >= self._dead_grace:
-                self._retire(int(i), pid, DEAD, "process died")
+                self._retire(int(i), pid, SlotState.DEAD, "process died")
 
-    def _retire(self, i: int, pid: int, state: int, why: str) -> None:
+    def _retire(self, i: int, pid: int, state: SlotState, why: str) -> None:
         slots = self._v.slots
         with _shm.locked(self._fd):  # a new attach may be taking the slot over
-            if int(slots["state"][i]) != ACTIVE or int(slots["pid"][i]) != pid:
+            if int(slots["state"][i]) != _ACTIVE or int(slots["pid"][i]) != pid:
                 return
             store_release(self._v.slot_state, i, state)  # M4: its reader sees it at its next read
         name = bytes(slots["name"][i]).rstrip(b"\0").decode()
-        level = "error" if state == EVICTED else "warning"
+        level = "error" if state == SlotState.EVICTED else "warning"
         getattr(_log, level)(
             "consumer no longer gates the writer",
             ring=self.name,
@@ -262,7 +259,7 @@ class Writer:
         """The ACTIVE consumers: name, pid, cursor and lag (records published, not released)."""
         slots = self._v.slots
         out = []
-        for i in np.flatnonzero(load_each(self._v.slot_state) == ACTIVE):
+        for i in np.flatnonzero(load_each(self._v.slot_state) == _ACTIVE):
             cursor = load_acquire(self._v.slot_cursor, i)  # M4
             name = bytes(slots["name"][i]).rstrip(b"\0").decode()
             out.append(
@@ -302,7 +299,7 @@ class Writer:
         if self.closed:
             return
         self.closed = True
-        store_release(self._v.state, 0, CLOSED)  # M4: waiting readers see it
+        store_release(self._v.state, 0, SegmentState.CLOSED)  # M4: waiting readers see it
         if _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
@@ -331,7 +328,8 @@ def _reclaim(path: Any, name: str) -> int:
                 try:
                     head = Header.unpack(mm[:256])
                     if head.magic == MAGIC:
-                        if head.state == LIVE and _procs.alive(head.writer_pid, head.writer_start):
+                        owner = head.writer_pid, head.writer_start
+                        if head.state == SegmentState.WRITING and _procs.alive(*owner):
                             raise RingBusy(
                                 f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
                                 "stop it or use another --ring name"
@@ -340,7 +338,7 @@ def _reclaim(path: Any, name: str) -> int:
                         # Old readers see SUPERSEDED and a new generation, and attach again.
                         view = np.frombuffer(mm, np.uint8)
                         view[16:24].view("<u8")[0] = generation + 1
-                        view[12:16].view("<u4")[0] = SUPERSEDED
+                        view[12:16].view("<u4")[0] = SegmentState.SUPERSEDED
                         del view
                 finally:
                     _shm.close_map(mm)
@@ -392,8 +390,9 @@ def create(
     try:
         pid, started = _procs.me()
         head = Header(
-            MAGIC, VERSION, LIVE, generation, capacity, n_slots, len(schema_bytes), geometry.size,
-            pid, started, tag, max_symbols, symbol_bytes, time.time_ns(),
+            MAGIC, VERSION, SegmentState.WRITING, generation, capacity, n_slots,
+            len(schema_bytes), geometry.size, pid, started, tag, max_symbols, symbol_bytes,
+            time.time_ns(),
         )  # fmt: skip
         mm = _shm.map_fd(fd)
         mm[SCHEMA_AT : SCHEMA_AT + len(schema_bytes)] = schema_bytes
