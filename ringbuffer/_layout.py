@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -77,6 +78,9 @@ NO_COMMIT: Final = (1 << 64) - 1  # a slot's ``committed`` before its first comm
 _HEADER = struct.Struct("<8sIIQQIIQQQQQQQ")
 # magic, version, state, generation, capacity, n_slots, schema_len, segment_size,
 # writer_pid, writer_start, tag, max_symbols, symbol_bytes, created_ns
+#: Byte offsets of the header fields that change after create (``Header`` names the rest).
+STATE_OFFSET: Final = struct.calcsize("<8sI")  # uint32, a SegmentState
+GENERATION_OFFSET: Final = struct.calcsize("<8sII")  # uint64
 
 SLOT_DTYPE: Final = np.dtype(
     {
@@ -88,7 +92,7 @@ SLOT_DTYPE: Final = np.dtype(
 )
 
 #: Ring dtypes beyond numpy's: how they are stored, and how readers see them in Arrow.
-_SPECIAL: Final = {
+_SPECIAL: Final[dict[str, tuple[np.dtype, pa.DataType]]] = {
     "symbol": (np.dtype("<u4"), pa.dictionary(pa.uint32(), pa.string())),
     "timestamp[ns]": (np.dtype("<i8"), pa.timestamp("ns", tz="UTC")),
 }
@@ -179,9 +183,35 @@ class Header:
     def unpack(cls, buf: memoryview | bytes) -> Header:
         return cls(*_HEADER.unpack_from(buf, 0))
 
+    @classmethod
+    def read(cls, fd: int) -> Header | None:
+        """The header of the segment open as ``fd``, or None while it has none: the file is
+        shorter than the header page, or its creator has not stored the magic yet.
 
-STATE_OFFSET: Final = 12  # byte offset of the header's ``state`` (uint32)
-GENERATION_OFFSET: Final = 16  # byte offset of the header's ``generation`` (uint64)
+        The one reader of the header (attach, salvage and reclaim use it); the caller checks
+        the version. The creator stores the magic last (M1 in ``_ordering``), so the magic is
+        loaded first, then, by a later load, the fields it covers.
+        """
+        if os.fstat(fd).st_size < SLOTS_AT or os.pread(fd, len(MAGIC), 0) != MAGIC:
+            return None
+        return cls.unpack(os.pread(fd, _HEADER.size, 0))
+
+    def read_schema(self, fd: int) -> dict[str, str]:
+        """The columns of the segment open as ``fd`` (this is its header)."""
+        return decode_schema(os.pread(fd, self.schema_len, SCHEMA_AT))
+
+    def geometry(self, schema: dict[str, str]) -> Geometry:
+        """Where everything is in this segment, whose columns are ``schema``."""
+        return Geometry(schema, self.capacity, self.n_slots, self.max_symbols, self.symbol_bytes)
+
+
+def header_fields(buf: mmap.mmap) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the header's changing fields in a mapped segment: ``state``, ``generation``."""
+    raw = np.frombuffer(buf, dtype=np.uint8, count=SLOTS_AT)
+    return (
+        raw[STATE_OFFSET : STATE_OFFSET + 4].view("<u4"),
+        raw[GENERATION_OFFSET : GENERATION_OFFSET + 8].view("<u8"),
+    )
 
 
 class Views:
@@ -191,8 +221,7 @@ class Views:
         g = geometry
         self.raw = np.frombuffer(mm, dtype=np.uint8)
         self.words = self.raw[: SLOTS_AT].view("<u8")
-        self.state = self.raw[STATE_OFFSET : STATE_OFFSET + 4].view("<u4")
-        self.generation = self.raw[GENERATION_OFFSET : GENERATION_OFFSET + 8].view("<u8")
+        self.state, self.generation = header_fields(mm)
         self.slots = self.raw[SLOTS_AT : SLOTS_AT + g.n_slots * SLOT_SIZE].view(SLOT_DTYPE)
         self.slot_cursor = self.slots["cursor"]
         self.slot_state = self.slots["state"]

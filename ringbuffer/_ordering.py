@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+from typing import SupportsIndex
 
 import numpy as np
 
@@ -67,13 +68,13 @@ def full_fence() -> None:
     _fence_lock.release()
 
 
-def load_acquire(words: np.ndarray, index: int) -> int:
+def load_acquire(words: np.ndarray, index: SupportsIndex) -> int:
     """Load the aligned word ``words[index]`` whole (M4); no later load is performed before it
     (M1's reading side: on x86-64 a plain load)."""
     return int(words[index])
 
 
-def store_release(words: np.ndarray, index: int, value: int) -> None:
+def store_release(words: np.ndarray, index: SupportsIndex, value: int) -> None:
     """Store ``value`` into the aligned word ``words[index]`` whole (M4), visible only after every
     earlier load and store of this thread (M1's publishing side, M2: on x86-64 a plain store)."""
     words[index] = value

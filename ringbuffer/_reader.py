@@ -9,10 +9,10 @@ durable, and a consumer restarted under the same name finds its uncommitted reco
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
@@ -30,23 +30,17 @@ from ._errors import (
 from ._layout import (
     CURSOR,
     END,
-    MAGIC,
     NAME_MAX,
     NO_COMMIT,
     NOT_ENDED,
-    SCHEMA_AT,
     TAIL,
     VERSION,
-    Geometry,
     Header,
     SegmentState,
     SlotState,
-    Views,
-    arrow_type,
-    decode_schema,
 )
 from ._ordering import full_fence, load_acquire, require_x86_64, store_release
-from ._symbols import SymbolReader
+from ._segment import Segment
 from ._wait import DEFAULT_WAIT, WaitStrategy
 
 _RESET_CHECK_EVERY = 0.5  # seconds between checks, while idle, that the ring was not replaced
@@ -57,37 +51,43 @@ _SUPERSEDED: Final = int(SegmentState.SUPERSEDED)
 
 
 class Reader:
-    """One named consumer of a ring. Made by :func:`attach`."""
+    """One named consumer of ring ``name``: takes a slot of ``segment`` (which it then owns) as
+    ``consumer``. Made by :func:`attach`, whose arguments it takes."""
 
     def __init__(
-        self, name: str, fd: int, head: Header, schema: dict[str, str], wait: WaitStrategy
+        self,
+        name: str,
+        segment: Segment,
+        consumer: str,
+        *,
+        resume: bool,
+        release: Literal["read", "commit"],
+        wait: WaitStrategy,
     ) -> None:
+        head = segment.header
         self.name = name
-        self.schema = schema
+        self.schema = segment.schema
         self.capacity = head.capacity
         self.generation = head.generation
         self.tag = head.tag
-        self._path = _shm.segment_path(name)
-        self._fd = fd
-        self._mm = _shm.map_fd(fd)
-        geometry = Geometry(
-            schema, head.capacity, head.n_slots, head.max_symbols, head.symbol_bytes
-        )
-        self._v = Views(self._mm, geometry)
-        self._symbols = SymbolReader(self._v)
-        self._types = {k: arrow_type(t) for k, t in schema.items()}
-        self._arrow_schema = pa.schema(list(self._types.items()))
+        self._segment = segment
+        self._v = segment.views
+        self._fd = segment.fd
         self._wait = wait
+        self._release_on_read = release == "read"
         self._slot = -1
         self._pid = os.getpid()
         self._pos = 0  # sequence after the last record returned
         self._released = 0
-        self._release_on_read = True
         self._next_reset_check = time.monotonic() + _RESET_CHECK_EVERY
         self._idle = 0  # unsuccessful checks since records last arrived (see WaitStrategy)
-        self._whole: pa.RecordBatch | None = None
-        self._whole_dictionary: pa.Array | None = None
         self.closed = False
+        try:
+            self._path = _shm.segment_path(name)
+            self._join(consumer, resume)
+        except BaseException:
+            self.close()
+            raise
 
     # -- attaching -------------------------------------------------------------------------
 
@@ -135,8 +135,7 @@ class Reader:
             tail = load_acquire(self._v.words, TAIL)
             if tail <= start:
                 break
-            if resuming:
-                self._detach()
+            if resuming:  # the constructor detaches and closes
                 raise Overrun(
                     f"consumer {consumer!r} committed up to sequence {committed}, but the ring "
                     f"now starts at {tail}: {tail - committed} records were overwritten while "
@@ -201,7 +200,7 @@ class Reader:
         at = self._pos % self.capacity
         n = min(available, max_records, self.capacity - at)
         self._pos += n
-        return self._batch(at, n)
+        return self._segment.records(at, n)
 
     def replaced(self) -> bool:
         """True once a new writer has created a ring of this name (this one is finished)."""
@@ -242,28 +241,6 @@ class Reader:
             time.sleep(_RESET_CHECK_EVERY / 5)
         return True
 
-    def _batch(self, at: int, n: int) -> pa.RecordBatch:
-        """Records at ring indices [at, at + n) as a zero-copy slice of the whole-ring batch.
-
-        The whole-ring batch is built once (and again when the symbol table grows), so a read
-        costs a slice, not eleven array constructions.
-        """
-        dictionary = self._symbols.dictionary()  # loaded after the cursor: covers records < it
-        if self._whole is None or self._whole_dictionary is not dictionary:
-            arrays = []
-            cap = self.capacity
-            for name, values in self._v.columns.items():
-                typ = self._types[name]
-                data = pa.py_buffer(values)
-                if pa.types.is_dictionary(typ):
-                    indices = pa.Array.from_buffers(pa.uint32(), cap, [None, data])
-                    arrays.append(pa.DictionaryArray.from_arrays(indices, dictionary, safe=False))
-                else:
-                    arrays.append(pa.Array.from_buffers(typ, cap, [None, data]))
-            self._whole = pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
-            self._whole_dictionary = dictionary
-        return self._whole.slice(at, n)
-
     # -- positions -------------------------------------------------------------------------
 
     def _release(self, position: int) -> None:
@@ -294,11 +271,12 @@ class Reader:
         if self.closed:
             return
         self.closed = True
-        if self._slot >= 0:
-            self._detach()
-        del self._v, self._symbols, self._whole, self._whole_dictionary
-        _shm.close_map(self._mm)
-        os.close(self._fd)
+        try:
+            if self._slot >= 0:
+                self._detach()
+        finally:
+            del self._v
+            self._segment.close()
 
     def __enter__(self) -> Reader:
         return self
@@ -307,29 +285,29 @@ class Reader:
         self.close()
 
 
-def _open_live(path: os.PathLike[str]) -> tuple[int, Header] | None:
-    """Open the segment if it exists and a live or ended writer's header is complete."""
-    fd = _shm.open_file(path)  # type: ignore[arg-type]
+def _open_live(path: Path) -> Segment | None:
+    """The segment at ``path`` mapped, if it exists and a live or ended writer's header is
+    complete; None otherwise (so far)."""
+    fd = _shm.open_file(path)
     if fd is None:
         return None
     try:
-        if os.fstat(fd).st_size >= 4096:
-            with open(fd, "rb", closefd=False) as f:
-                raw = f.read(SCHEMA_AT + 4096)
-            head = Header.unpack(raw)
-            if head.magic == MAGIC and head.state != SegmentState.SUPERSEDED:
-                if head.version != VERSION:
-                    raise SchemaMismatch(
-                        f"ring at {path} has layout version {head.version}; this program "
-                        f"reads version {VERSION}: run matching versions of writer and reader"
-                    )
-                ended = int.from_bytes(raw[END * 8 : END * 8 + 8], "little")
-                if head.state == SegmentState.WRITING or ended:
-                    return fd, head
+        head = Header.read(fd)
+        if head is not None and head.state != SegmentState.SUPERSEDED and head.version != VERSION:
+            raise SchemaMismatch(
+                f"ring at {path} has layout version {head.version}; this program "
+                f"reads version {VERSION}: run matching versions of writer and reader"
+            )
     except BaseException:
         os.close(fd)
         raise
-    os.close(fd)
+    if head is None or head.state == SegmentState.SUPERSEDED:
+        os.close(fd)
+        return None
+    segment = Segment(fd, head)
+    if head.state == SegmentState.WRITING or load_acquire(segment.views.words, END):  # M4
+        return segment
+    segment.close()
     return None
 
 
@@ -354,7 +332,7 @@ def attach(
     path = _shm.segment_path(name)
     deadline = None if timeout is None else time.monotonic() + timeout
     attempt = 0
-    while (opened := _open_live(path)) is None:
+    while (segment := _open_live(path)) is None:
         if deadline is not None and time.monotonic() >= deadline:
             raise RingNotFound(
                 f"no ring {name!r} appeared in {_shm.SHM_DIR} within {timeout}s: "
@@ -362,27 +340,12 @@ def attach(
             )
         time.sleep(min(0.05, 0.001 * (1 << min(attempt, 6))))
         attempt += 1
-    fd, head = opened
-    try:
-        with open(fd, "rb", closefd=False) as f:
-            f.seek(SCHEMA_AT)
-            schema = decode_schema(f.read(head.schema_len))
-        for col, dt in (expect or {}).items():
-            if schema.get(col) != dt:
-                raise SchemaMismatch(
-                    f"ring {name!r} has column {col!r} as {schema.get(col, 'missing')}, "
-                    f"expected {dt}"
-                )
-        reader = Reader(name, fd, head, schema, wait)
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        reader._release_on_read = release == "read"
-        reader._join(consumer, resume)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            reader._slot = -1
-            reader.close()
-        raise
-    return reader
+    schema = segment.schema
+    for col, dt in (expect or {}).items():
+        if schema.get(col) != dt:
+            segment.close()
+            raise SchemaMismatch(
+                f"ring {name!r} has column {col!r} as {schema.get(col, 'missing')}, "
+                f"expected {dt}"
+            )
+    return Reader(name, segment, consumer, resume=resume, release=release, wait=wait)

@@ -22,6 +22,7 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -46,6 +47,7 @@ from ._layout import (
     SlotState,
     Views,
     encode_schema,
+    header_fields,
     storage_dtype,
 )
 from ._ordering import full_fence, load_acquire, load_each, require_x86_64, store_release
@@ -314,32 +316,30 @@ class Writer:
         self.close()
 
 
-def _reclaim(path: Any, name: str) -> int:
+def _reclaim(path: Path, name: str) -> int:
     """Retire a segment left by a writer that is gone; returns its generation (0 if unknown)."""
     fd = _shm.open_file(path)
     if fd is None:
         return 0
     try:
         with _shm.locked(fd):
-            size = os.fstat(fd).st_size
+            head = Header.read(fd)
             generation = 0
-            if size >= 4096:
+            if head is not None:
+                owner = head.writer_pid, head.writer_start
+                if head.state == SegmentState.WRITING and _procs.alive(*owner):
+                    raise RingBusy(
+                        f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
+                        "stop it or use another --ring name"
+                    )
+                generation = head.generation
                 mm = _shm.map_fd(fd)
                 try:
-                    head = Header.unpack(mm[:256])
-                    if head.magic == MAGIC:
-                        owner = head.writer_pid, head.writer_start
-                        if head.state == SegmentState.WRITING and _procs.alive(*owner):
-                            raise RingBusy(
-                                f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
-                                "stop it or use another --ring name"
-                            )
-                        generation = head.generation
-                        # Old readers see SUPERSEDED and a new generation, and attach again.
-                        view = np.frombuffer(mm, np.uint8)
-                        view[16:24].view("<u8")[0] = generation + 1
-                        view[12:16].view("<u4")[0] = SegmentState.SUPERSEDED
-                        del view
+                    # Old readers see SUPERSEDED and a new generation, and attach again.
+                    state, gen = header_fields(mm)
+                    store_release(gen, 0, generation + 1)  # M4: either tells them
+                    store_release(state, 0, SegmentState.SUPERSEDED)
+                    del state, gen
                 finally:
                     _shm.close_map(mm)
             if _shm.same_file(fd, path):
