@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ringbuffer
-from common.log import get_logger
+from common.log import bridge_stdlib, get_logger
 from common.schema import QUOTE_SCHEMA
 from engine import cache
 from engine.checkpoint import Checkpoint, CheckpointError, recover
@@ -128,6 +128,7 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
 
 
 def run(args: argparse.Namespace) -> int:
+    bridge_stdlib()  # the ring's log records as structured lines on stderr
     url = urlsplit(args.live_url)
     if url.scheme not in ("ws", "wss") or not url.hostname:
         wanted = "ws://host:port[/path] (or wss://)"

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from common.log import get_logger
+from common.log import bridge_stdlib, get_logger
 from processor import state as statefile
 
 DEFAULT_THRESHOLD = 20.0
@@ -217,6 +217,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         get_logger("processor").error(str(exc))
         return 2
     from processor.run import run  # the heavy imports (numpy, pyarrow, polars) start here
+
+    bridge_stdlib()  # the ring's log records as structured lines on stderr
 
     try:
         return run(cfg, stop)

@@ -19,6 +19,7 @@ sites below name the one they rely on.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -27,8 +28,6 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-
-from common.log import get_logger
 
 from . import _procs, _shm
 from ._errors import Interrupted, RingBusy, SchemaMismatch
@@ -54,7 +53,7 @@ from ._ordering import full_fence, load_acquire, load_each, require_x86_64, stor
 from ._symbols import SymbolWriter
 from ._wait import WRITER_WAIT, WaitStrategy
 
-_log = get_logger("ring")
+_log = logging.getLogger("ringbuffer.writer")  # key=value fields in extra={"fields": ...}
 _LIVENESS_EVERY = 0.1  # seconds between pid checks of the consumers a blocked writer waits on
 _ACTIVE: Final = int(SlotState.ACTIVE)  # a plain int: numpy compares it five times faster
 
@@ -244,15 +243,15 @@ class Writer:
                 return
             store_release(self._v.slot_state, i, state)  # M4: its reader sees it at its next read
         name = bytes(slots["name"][i]).rstrip(b"\0").decode()
-        level = "error" if state == SlotState.EVICTED else "warning"
-        getattr(_log, level)(
-            "consumer no longer gates the writer",
-            ring=self.name,
-            consumer=name,
-            pid=pid,
-            why=why,
-            lag=self._next - load_acquire(self._v.slot_cursor, i),
-        )
+        fields = {
+            "ring": self.name,
+            "consumer": name,
+            "pid": pid,
+            "why": why,
+            "lag": self._next - load_acquire(self._v.slot_cursor, i),
+        }
+        level = logging.ERROR if state == SlotState.EVICTED else logging.WARNING
+        _log.log(level, "consumer no longer gates the writer", extra={"fields": fields})
         self._dead_since.pop(i, None)
 
     # -- consumers -------------------------------------------------------------------------
@@ -344,7 +343,10 @@ def _reclaim(path: Path, name: str) -> int:
                     _shm.close_map(mm)
             if _shm.same_file(fd, path):
                 os.unlink(path)
-            _log.warning("reclaimed a ring left by a stopped writer", ring=name, gen=generation)
+            _log.warning(
+                "reclaimed a ring left by a stopped writer",
+                extra={"fields": {"ring": name, "gen": generation}},
+            )
             return generation
     finally:
         os.close(fd)
