@@ -11,9 +11,17 @@
 (True, True)
 >>> r.close(); w.close()
 
-This module is the whole public API; the modules whose names start with ``_`` are private.
-See ``_writer`` for the vocabulary and the invariants, and ``_ordering`` for the
-memory-ordering argument.
+This module is the whole public API (``__all__``); the modules whose names start with ``_`` are
+private. :func:`create` makes the one :class:`Writer`; :func:`attach` makes a named consumer, a
+:class:`Reader`; :func:`salvage` reads what a dead writer left; :func:`segments`,
+:func:`segment_path` and :func:`check_name` find and name the segments in :data:`SHM_DIR`.
+The ring logs through the standard library's ``logging.getLogger("ringbuffer")`` (and its
+children), with the key=value fields of each record in ``record.fields``.
+
+Inside: ``_layout`` describes the segment; ``_writer`` has the vocabulary (sequence, cursor,
+claim, publish, gating) and the invariants; ``_ordering`` the memory-ordering argument and the
+only loads, stores and fence it depends on; ``_reader``, ``_segment`` and ``_salvage`` the
+reading side; ``_wait`` the wait strategies; ``_shm``, ``_procs``, ``_symbols`` the rest.
 """
 
 from ._errors import (

@@ -1,5 +1,8 @@
 """The shared-memory segment: its layout, and typed views onto it.
 
+This is the one description of the layout that the writer, the readers and salvage depend on;
+any change to it changes ``VERSION``.
+
 One segment holds everything, in this order (offsets in bytes)::
 
     0       header        magic, version, state, generation, capacity, sizes, writer identity

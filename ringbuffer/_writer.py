@@ -100,7 +100,7 @@ class Writer:
         return self._next
 
     def symbol_codes(self, values: Any) -> np.ndarray:
-        """uint32 codes for a ``symbol`` column, interning new strings (see ``symbols``)."""
+        """uint32 codes for a ``symbol`` column, interning new strings (see ``_symbols``)."""
         return self._symbols.codes(values)
 
     def _columns(self, batch: Mapping[str, Any] | pa.RecordBatch | pa.Table) -> dict[str, Any]:
