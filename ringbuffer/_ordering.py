@@ -5,7 +5,9 @@ correct only because of the order in which one core's stores become visible to a
 order in which loads are performed. This module is the one place that depends on the machine:
 every other module loads and stores the shared words (the writer's cursor, ``tail``, ``end``,
 the symbol count, the slot cursors, the states) through these functions, and each call site names
-which of M1–M4 it relies on. A port to a weaker machine (ARM, POWER) changes this file only:
+which of M1–M4 it relies on. (Slot fields read and changed only while holding the segment's lock,
+``_shm.locked``, as attach, detach and retiring do, are plain loads and stores: the lock, a
+system call, orders them.) A port to a weaker machine (ARM, POWER) changes this file only:
 :func:`load_acquire` and :func:`store_release` become acquire/release atomics, :func:`full_fence`
 a full barrier, and :func:`require_x86_64` lets that machine in.
 
