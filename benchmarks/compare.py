@@ -49,9 +49,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import ringbuffer
 from benchmarks import bench_load, e2e, idle_cpu, latency, processor_bench, ring_vs_queue
 from benchmarks.e2e import size_label
-from ringbuffer import shm
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "pyarrow", "polars", "pandas", "matplotlib", "websockets")
@@ -348,7 +348,8 @@ SECTIONS: dict[str, Section] = {
 
 def my_leftover_rings() -> list[str]:
     """Segments in /dev/shm of the benchmark rings this process made (removed if found)."""
-    mine = [p for p in shm.SHM_DIR.glob(f"{shm.PREFIX}bench-*") if f"-{os.getpid()}-" in p.name]
+    rings = ringbuffer.segments("bench-")
+    mine = [ringbuffer.segment_path(r) for r in rings if f"-{os.getpid()}-" in r]
     for p in mine:
         p.unlink(missing_ok=True)
     return sorted(p.name for p in mine)

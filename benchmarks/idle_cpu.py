@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 
 import ringbuffer
-from ringbuffer import DEFAULT_WAIT, WaitStrategy
-from ringbuffer.wait import WRITER_WAIT
+from ringbuffer import DEFAULT_WAIT, WRITER_WAIT, WaitStrategy
 
 from .ring_vs_queue import parse_wait
 from .transport import CTX, RING_PREFIX, WAIT_S, leftover_rings, wait_label

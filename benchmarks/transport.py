@@ -60,8 +60,7 @@ import numpy as np
 
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
-from ringbuffer import DEFAULT_WAIT, WaitStrategy
-from ringbuffer.layout import storage_dtype
+from ringbuffer import DEFAULT_WAIT, WaitStrategy, storage_dtype
 
 CTX = mp.get_context("spawn")
 #: The longest anything waits for anything (a reader for data, the writer for a reader).
@@ -802,6 +801,4 @@ def memcpy_reference(source: Source, capacity: int = 1 << 20) -> tuple[Run, Run]
 
 def leftover_rings() -> list[str]:
     """Segments under /dev/shm this module's rings (any process's) left behind."""
-    from ringbuffer import shm
-
-    return sorted(p.name for p in shm.SHM_DIR.glob(f"{shm.PREFIX}{RING_PREFIX}*"))
+    return [ringbuffer.segment_path(ring).name for ring in ringbuffer.segments(RING_PREFIX)]

@@ -21,7 +21,7 @@ from common.cli import UsageError
 from common.fsio import atomic_write
 from common.log import get_logger
 from common.schema import Mode
-from ringbuffer.salvage import Salvage
+from ringbuffer import Salvage
 
 CHECKPOINT_FILE = "checkpoint.json"
 _log = get_logger("engine")

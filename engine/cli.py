@@ -18,7 +18,7 @@ from typing import Any
 
 import ringbuffer
 from common.cli import Parser, UsageError, check_ws_url, run_program
-from common.log import get_logger
+from common.log import bridge_stdlib, get_logger
 from common.schema import QUOTE_SCHEMA, Mode
 from engine import cache
 from engine.checkpoint import Checkpoint, recover
@@ -27,7 +27,7 @@ from engine.core import Engine, EngineOptions, StrictStop
 from engine.pacing import SystemClock, parse_speed
 from engine.rejects import RejectLog
 from engine.sources import HistoricalSource, TableSource
-from ringbuffer.salvage import salvage
+from ringbuffer import salvage
 
 log = get_logger("engine")
 
@@ -123,6 +123,7 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
 
 
 def run(args: argparse.Namespace) -> int:
+    bridge_stdlib()  # the ring's log records as structured lines on stderr
     check_ws_url(args.live_url, "--live-url")
     mode = Mode[args.mode.upper()]
     state_dir = Path(args.state_dir)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from common.cli import Parser, StopFlag, run_program
+from common.log import bridge_stdlib
 from processor.config import THRESHOLD_ENV, config_from
 
 DESCRIPTION = """\
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     stop = StopFlag()
     stop.install()  # before the heavy imports: a stop while they load still exits cleanly
     args = build_parser().parse_args(argv)
+    bridge_stdlib()  # the ring's log records as structured lines on stderr
 
     def body() -> int:
         cfg = config_from(args, os.environ if environ is None else environ)

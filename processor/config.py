@@ -63,10 +63,10 @@ def threshold_from(flag: str | None, environ: Mapping[str, str]) -> float:
 def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     """Check the parsed arguments; raises UsageError."""
     threshold = threshold_from(args.latency_threshold, environ)
-    from ringbuffer import shm  # imported here: usage errors above stay quick
+    import ringbuffer  # imported here: usage errors above stay quick
 
     try:
-        shm.path_for(args.ring)
+        ringbuffer.check_name(args.ring)
     except ValueError as exc:
         raise UsageError(f"--ring: {exc}") from exc
     if not _NAME.fullmatch(args.name):

@@ -15,13 +15,13 @@ from common.startup import without_pandas
 # baseline only, and pyarrow would otherwise take pandas-only paths the programs never take.
 without_pandas()
 
-from ringbuffer import shm  # noqa: E402
+import ringbuffer  # noqa: E402
 
 TEST_PREFIX = "t"
 
 
 def _leftovers(name: str) -> list[Path]:
-    return sorted(shm.SHM_DIR.glob(f"{shm.PREFIX}{name}*"))
+    return [ringbuffer.segment_path(ring) for ring in ringbuffer.segments(name)]
 
 
 @pytest.fixture

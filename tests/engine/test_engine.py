@@ -131,7 +131,7 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path: Path) -> None:
 def test_recover_prefers_the_ring_over_a_stale_checkpoint() -> None:
     import pyarrow as pa
 
-    from ringbuffer.salvage import Salvage
+    from ringbuffer import Salvage
 
     cp = Checkpoint(stream=42, next_seq=10, pos=10)
     records = pa.table({"seq": np.array([8, 9, 10, 11, 12], np.uint64),

@@ -193,5 +193,5 @@ class Consumer(threading.Thread):
 
 
 def no_segment(ring: str) -> bool:
-    return not (ringbuffer.shm.SHM_DIR / f"{ringbuffer.shm.PREFIX}{ring}").exists()
+    return not ringbuffer.segment_path(ring).exists()
 

@@ -506,8 +506,8 @@ def fill(folder: Path) -> Path:
 
 
 def shm_segments() -> set[str]:
-    """Names of the ring segments in the shared-memory folder now."""
-    return {p.name for p in ringbuffer.shm.SHM_DIR.glob(f"{ringbuffer.shm.PREFIX}*")}
+    """Names of the rings whose segments are in the shared-memory folder now."""
+    return set(ringbuffer.segments())
 
 
 def stderr_field(text: str, message: str, name: str) -> str:

@@ -78,12 +78,11 @@ def no_shared_memory_left_by_the_module() -> Iterator[None]:
     before = shm_segments()
     yield
     pid = os.getpid()
-    prefix = ringbuffer.shm.PREFIX
-    ours = (f"{prefix}{TEST_PREFIX}{pid}-", f"{prefix}replay-{pid}-")
+    ours = (f"{TEST_PREFIX}{pid}-", f"replay-{pid}-")
     new = sorted(n for n in shm_segments() - before if n.startswith(ours))
     named = sorted(r for r in RINGS if not no_segment(r))
-    for leftover in {*new, *(prefix + r for r in named)}:
-        (ringbuffer.shm.SHM_DIR / leftover).unlink(missing_ok=True)
+    for leftover in {*new, *named}:
+        ringbuffer.segment_path(leftover).unlink(missing_ok=True)
     assert not new and not named, f"shared memory left behind: {new} {named}"
 
 
@@ -736,6 +735,6 @@ def test_sigint_while_the_processor_renders_exits_0(ring: str, tmp_path: Path) -
 def test_module_rings_listed(ring: str) -> None:
     """The module-level /dev/shm check sees this module's rings (sanity of scenario 5)."""
     with ringbuffer.create(ring, {"seq": "uint64"}, capacity=8):
-        assert f"{ringbuffer.shm.PREFIX}{ring}" in shm_segments()
-    assert f"{ringbuffer.shm.PREFIX}{ring}" not in shm_segments()
+        assert ring in shm_segments()
+    assert ring not in shm_segments()
 
