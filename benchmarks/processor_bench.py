@@ -190,13 +190,15 @@ def loop_lines(batch: pa.RecordBatch) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     threshold_text = plain(THRESHOLD)
     cols = batch.select(["mode", "timestamp", "bid_price", "ask_price", "latency"]).to_pydict()
+    no_amount = float("nan")  # format_record ignores the amounts: not read from the ring
     for mode, ts, bid, ask, lat in zip(
         cols["mode"], cols["timestamp"], cols["bid_price"], cols["ask_price"], cols["latency"],
         strict=True,
     ):  # fmt: skip
         if mode != Mode.HISTORICAL:
             raise ValueError("the loop handles historical records only")
-        is_mid, line = format_record((ts, "", bid, ask, lat), THRESHOLD, threshold_text)
+        rec = (ts, "", bid, ask, lat, no_amount, no_amount)
+        is_mid, line = format_record(rec, THRESHOLD, threshold_text)
         (mids if is_mid else errors).append(line)
     return mids, errors
 

@@ -189,7 +189,9 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
             return ask_amount
     elif not -math.inf < ask_amount < math.inf:
         return "ask_amount does not fit float64"
-    return ticker, ns, bid, ask, bid_amount, ask_amount
+    # Every str was returned above, but mypy does not narrow on a failed ``type(x) is str`` (str
+    # may be subclassed); the exact-type checks stay, they are cheaper than isinstance here.
+    return ticker, ns, bid, ask, bid_amount, ask_amount  # type: ignore[return-value]
 
 
 def _table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table:

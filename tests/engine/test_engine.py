@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from engine.sources import HistoricalSource
 HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount,latency\n"
 
 
-def csv(rows: list[tuple[str, float]]) -> bytes:
+def csv(rows: Sequence[tuple[str, float]]) -> bytes:
     body = "".join(
         f"{i},{i},{ts},T{i}-USDT-SWAP@X,1.0,2.5,2.4,1.0,{lat}\n" for i, (ts, lat) in enumerate(rows)
     )

@@ -68,12 +68,12 @@ def records(path: str) -> list[tuple[int, int, int, float, float, float]]:
             ticker = row[col["ticker"]]
             bid, ask = number(row[col["bid_price"]]), number(row[col["ask_price"]])
             latency = number(row[col["latency"]])
-            if None in (ts, bid, ask, latency) or latency < 0:  # type: ignore[operator]
+            if ts is None or bid is None or ask is None or latency is None or latency < 0:
                 continue
             if not ticker or len(ticker.encode()) > 64:
                 continue
             delay = 2**63 if math.isinf(latency) else round(Decimal(repr(latency)) * 10**6)
-            out.append((ts + delay, order, ts, bid, ask, latency))  # type: ignore[operator]
+            out.append((ts + delay, order, ts, bid, ask, latency))
     return out
 
 

@@ -20,7 +20,12 @@ PROGRAMS = ("ringbuffer", "common", "engine", "processor", "data", "tools")
 CHECKS = ("tests", "benchmarks")
 OWN = {*PROGRAMS, *CHECKS}
 #: Requirements used without an import: run by ``make lint``, or loaded by pytest's config.
-TOOLS = {"ruff": "make lint", "mypy": "make lint", "pytest-timeout": "pyproject timeout"}
+TOOLS = {
+    "ruff": "make lint",
+    "mypy": "make lint",
+    "pandas-stubs": "make lint (mypy)",
+    "pytest-timeout": "pyproject timeout",
+}
 
 
 def requirements(name: str) -> dict[str, str]:
