@@ -29,13 +29,9 @@ from ..support.processor import (
     out_args,
     read_state,
     state_path,
+    written_up_to,
 )
 from ..support.quotes import make_quotes, part, publish, reference
-
-
-def written_up_to(folder: Path, seq: int) -> bool:
-    """True once the processor writing into ``folder`` has made ``seq`` durable."""
-    return last_seq(folder) >= seq
 
 
 def test_sigterm_mid_stream_leaves_consistent_logs(

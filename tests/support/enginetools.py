@@ -66,6 +66,10 @@ class Proc:
                     )
                 self._cond.wait(min(left, 0.2))
 
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
     def signal(self, sig: int) -> None:
         self.p.send_signal(sig)
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -20,6 +20,13 @@ from . import WAIT, wait_until
 from .quotes import Quotes, part
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class HasPid(Protocol):
+    """A child process of a test (this module's ``Proc`` or ``enginetools.Proc``)."""
+
+    @property
+    def pid(self) -> int: ...
 
 
 class Proc:
@@ -76,8 +83,8 @@ def state_path(folder: Path, name: str = "mid-price") -> Path:
     return folder / f".processor-{name}.state.json"
 
 
-def attached(w: ringbuffer.Writer, proc: Proc) -> bool:
-    """True once ``proc`` holds a slot of the ring."""
+def attached(w: ringbuffer.Writer, proc: HasPid) -> bool:
+    """True once the process ``proc`` holds a slot of the ring."""
     return any(c["pid"] == proc.pid for c in w.consumers())
 
 
@@ -86,6 +93,11 @@ def last_seq(folder: Path, name: str = "mid-price") -> int:
     state = read_state(state_path(folder, name)) or {}
     value = state.get("last_seq")
     return -1 if value is None else value
+
+
+def written_up_to(folder: Path, seq: int, name: str = "mid-price") -> bool:
+    """True once the processor ``name`` writing into ``folder`` has made ``seq`` durable."""
+    return last_seq(folder, name) >= seq
 
 
 class Publisher:

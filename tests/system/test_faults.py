@@ -9,6 +9,7 @@ Tests that show a bug are ``xfail(strict=True)`` with the bug in their reason.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import random
@@ -53,7 +54,16 @@ from ..support.faulttools import (
     stderr_field,
     wait_until,
 )
-from ..support.processor import Publisher, logs, out_args, read_state, state_path
+from ..support.processor import (
+    Publisher,
+    attached,
+    last_seq,
+    logs,
+    out_args,
+    read_state,
+    state_path,
+    written_up_to,
+)
 from ..support.quotes import make_quotes, reference
 
 RINGS: set[str] = set()  # every ring name this module used
@@ -526,7 +536,7 @@ def test_processor_disk_fills_mid_run_then_restart_is_identical(
             wait_until(lambda: any(x["pid"] == first.p.pid for x in w.consumers()), "attach")
             # at most 1,000 records ahead of what the processor made durable: many commits
             publishers.append(pub := Publisher(
-                w, q, batch=100, ahead=1000, written=lambda: _written(small) + 1
+                w, q, batch=100, ahead=1000, written=lambda: last_seq(small) + 1
             ))  # fmt: skip
             assert first.wait() == 1, first.stderr()
             pub.ahead = None  # now publish the rest
@@ -615,12 +625,6 @@ def _processor(ring: str, out: Path) -> Proc:
     return Proc("processor", [*out_args(out, ring), "--exit-at-end", "--latency-threshold", "20"])
 
 
-def _written(folder: Path, name: str = "mid-price") -> int:
-    """The last seq the processor's state file says is written (-1 before the first)."""
-    last = (read_state(state_path(folder, name)) or {}).get("last_seq")
-    return -1 if last is None else last
-
-
 @pytest.mark.parametrize("when", ["paced", "blocked"])
 def test_sigterm_to_the_engine_at_a_random_moment(
     when: str, csv20k: Path, uninterrupted: tuple, tmp_path: Path, ring: str
@@ -647,7 +651,7 @@ def test_sigterm_to_the_engine_at_a_random_moment(
                    "--wait-for-consumers", "2")  # fmt: skip
     try:
         if guard is None:
-            wait_until(lambda: _written(out) >= target, f"seq {target} written")
+            wait_until(lambda: last_seq(out) >= target, f"seq {target} written")
         else:
             while sum(map(len, guard.cols["seq"])) < target:  # a batch (<= 512) a permit
                 before = guard.reads
@@ -690,7 +694,7 @@ def test_sigint_to_the_processor_then_restart_gives_identical_logs(
     procs = [_processor(ring, out)]
     try:
         for target in sorted(rng.integers(1000, table.num_rows // 2, 2).tolist()):
-            wait_until(lambda t=target: _written(out) >= t, f"seq {target} written")
+            wait_until(functools.partial(written_up_to, out, target), f"seq {target} written")
             time.sleep(float(rng.uniform(0, 0.05)))  # a random moment, not a sync
             procs[-1].signal(signal.SIGINT)
             assert procs[-1].wait() == 0, procs[-1].stderr()
@@ -719,10 +723,10 @@ def test_sigint_while_the_processor_renders_exits_0(ring: str, tmp_path: Path) -
         out = tmp_path / f"out{attempt}"
         with ringbuffer.create(ring, QUOTE_SCHEMA, capacity=1 << 19) as w:
             proc = Proc("processor", out_args(out, ring, f"p{attempt}"))
-            wait_until(lambda p=proc: any(x["pid"] == p.p.pid for x in w.consumers()), "attach")
+            wait_until(functools.partial(attached, w, proc), "attach")
             for lo in range(0, len(q["seq"]), 50_000):
                 w.publish({k: v[lo : lo + 50_000] for k, v in q.items()})
-            wait_until(lambda o=out, a=attempt: _written(o, f"p{a}") >= 20_000, "a backlog")
+            wait_until(functools.partial(written_up_to, out, 20_000, f"p{attempt}"), "a backlog")
             for _ in range(200):  # the fault: SIGINT after SIGINT, 1 ms apart
                 if proc.p.poll() is not None:
                     break
