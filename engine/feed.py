@@ -38,7 +38,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from common.log import get_logger
-from common.schema import REQUIRED_COLUMNS
+from common.schema import REQUIRED_COLUMNS, Mode
 from engine.historical import InputError, load_historical
 from engine.pacing import parse_speed
 
@@ -414,7 +414,7 @@ def load_table(path: Path) -> pa.Table:
     """The CSV's valid rows in playback order; rejected rows logged and counted.
 
     Raises ``InputError`` for a file that cannot be used at all."""
-    parsed = load_historical(path, required=REQUIRED_COLUMNS["live"])
+    parsed = load_historical(path, required=REQUIRED_COLUMNS[Mode.LIVE])
     for rej in parsed.rejected[:MAX_LOGGED_REJECTS]:
         log.warning("rejected row skipped", file=rej.source, line=rej.line, reason=rej.reason)
     if parsed.rejected_count:

@@ -46,6 +46,7 @@ from websockets.exceptions import ConnectionClosed, InvalidURI
 from websockets.uri import parse_uri
 
 from common.log import get_logger
+from common.schema import Mode
 from engine.live_parse import parse_frame
 from engine.rejects import Rejected
 
@@ -103,7 +104,7 @@ class LiveSource:
     keep increasing over the source's whole lifetime, and ``stats`` accumulate.
     """
 
-    mode: str = "live"
+    mode = Mode.LIVE
 
     def __init__(
         self,

@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 # The ring's public API, and nothing else of the package.
-from .errors import Overrun, RingNotFound, RingReset, SchemaMismatch
-from .reader import Reader, attach
+from ._errors import Overrun, RingNotFound, RingReset, SchemaMismatch
+from ._reader import Reader, attach
 
 _log = logging.getLogger("ringbuffer.consumer")
 
@@ -68,37 +68,41 @@ class Delivery:
 class ConsumerEvents:
     """What a :class:`ResumingConsumer` tells its owner, on the thread that calls it.
 
-    The methods log through ``logging.getLogger("ringbuffer.consumer")``. Override them to log
-    elsewhere, or to act: :meth:`reattaching` runs while the old ring is still mapped, so a
-    caller whose threads still read its batches finishes that work there.
+    The methods log through ``logging.getLogger("ringbuffer.consumer")`` (key=value fields in
+    ``extra={"fields": ...}``, as the ring's other loggers). Override them to log elsewhere,
+    or to act: :meth:`reattaching` runs while the old ring is still mapped, so a caller whose
+    threads still read its batches finishes that work there.
     """
 
     def waiting(self, consumer: ResumingConsumer) -> None:
         """The ring does not exist (yet); the consumer polls for it."""
-        _log.info("waiting for ring %r", consumer.ring)
+        _log.info("waiting for the ring", extra={"fields": {"ring": consumer.ring}})
 
     def attached(self, consumer: ResumingConsumer, resume: bool) -> None:
         """Attached (``consumer.epoch`` counts the attaches, ``consumer.position`` is where
         reading starts, ``consumer.tag`` the ring's stream)."""
-        _log.info(
-            "attached to ring %r as %r at position %d (tag %d, resume %s)",
-            consumer.ring, consumer.name, consumer.position, consumer.tag, resume,
-        )  # fmt: skip
+        fields = {
+            "ring": consumer.ring, "name": consumer.name, "position": consumer.position,
+            "tag": consumer.tag, "resume": resume,
+        }  # fmt: skip
+        _log.info("attached", extra={"fields": fields})
 
     def reattaching(self, consumer: ResumingConsumer, cause: RingReset | None) -> None:
         """The ring was replaced: ``cause`` is None when a new writer created it again after
         the end of the stream, else the :class:`RingReset` saying how it went away before its
         end. The old ring is closed when this returns, and the consumer attaches to the new
         one."""
-        _log.warning("ring %r was recreated; attaching to the new one", consumer.ring)
+        fields = {"ring": consumer.ring, "why": "ended" if cause is None else str(cause)}
+        _log.warning("the ring was recreated; attaching to the new one", extra={"fields": fields})
 
     def new_stream(self, consumer: ResumingConsumer, old_tag: int) -> None:
         """The ring attached to carries another stream (``consumer.tag`` is not ``old_tag``):
         the watermark was forgotten, so all its records are delivered."""
+        fields = {"ring": consumer.ring, "old_tag": old_tag, "new_tag": consumer.tag}
         _log.warning(
-            "ring %r carries another stream (tag %d, was %d); delivering all its records",
-            consumer.ring, consumer.tag, old_tag,
-        )  # fmt: skip
+            "the new ring carries another stream; delivering all its records",
+            extra={"fields": fields},
+        )
 
 
 _DEFAULT_EVENTS = ConsumerEvents()

@@ -3,6 +3,7 @@ re-attaching, stream tags, commit tokens, resuming, and the stop predicate."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -270,3 +271,19 @@ def test_a_ring_without_the_sequence_column_is_refused(ring_name: str) -> None:
         w.publish({"n": np.arange(3, dtype=np.uint64)})
         with ResumingConsumer(ring_name, "c") as c, pytest.raises(ringbuffer.SchemaMismatch):
             deliver(c, 3)
+
+
+def test_the_default_events_log_through_the_ring_s_logger(
+    ring_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    polls: list[None] = []
+
+    def stop() -> bool:
+        polls.append(None)
+        return len(polls) >= 2
+
+    with caplog.at_level(logging.INFO, logger="ringbuffer"):
+        assert not ResumingConsumer(ring_name, "c", stop=stop, attach_poll=0.01).attach()
+    [record] = [r for r in caplog.records if r.name == "ringbuffer.consumer"]
+    assert record.getMessage() == "waiting for the ring"
+    assert record.fields == {"ring": ring_name}  # type: ignore[attr-defined]
