@@ -138,9 +138,10 @@ class ResumingConsumer:
     pause between polls of an ended ring (one that returns early on a stop is best). Use the
     consumer from one thread; a batch may be handed to others until it is released.
 
-    >>> import numpy as np, ringbuffer
-    >>> w = ringbuffer.create("doc-resume", {"seq": "uint64"}, capacity=16)
-    >>> c = ringbuffer.ResumingConsumer("doc-resume", "relay", watermark=1)  # 0, 1 are done
+    >>> import os, numpy as np, ringbuffer
+    >>> ring = f"doc-resume-{os.getpid()}"
+    >>> w = ringbuffer.create(ring, {"seq": "uint64"}, capacity=16)
+    >>> c = ringbuffer.ResumingConsumer(ring, "relay", watermark=1)  # seq 0 and 1 are done
     >>> w.publish({"seq": np.arange(4, dtype="uint64")})
     4
     >>> got = c.read(timeout=1.0)
