@@ -11,7 +11,8 @@ import pytest
 
 from tools.pipeline import free_port
 
-from ..support.enginetools import Consumer, Proc, no_segment, run_module
+from ..support.consumer import Consumer
+from ..support.programs import Proc, no_segment, run_module
 
 HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount,latency\n"
 
@@ -76,7 +77,7 @@ def test_rejected_rows_are_recorded_and_the_rest_published(tmp_path: Path, ring_
         + "3,3,2025-01-01 00:00:02,A,1,2,0,1,5\n"  # bid 0: data, not rejected
     )
     state = tmp_path / "s"
-    c = Consumer(ring_name)
+    c = Consumer(ring_name, max_records=512)
     c.stop_at_end.set()
     c.start()
     p = engine(ring_name, state, "--mode", "historical", "--historical", str(path),
@@ -95,7 +96,7 @@ def test_switch_by_signal_and_control_file_resumes_without_gap(
     sample: Path, tmp_path: Path, ring_name: str
 ) -> None:
     state = tmp_path / "s"
-    c = Consumer(ring_name)
+    c = Consumer(ring_name, max_records=512)
     c.stop_at_end.set()
     c.start()
     # The sample spans ~2.7 s of arrivals: at speed 2 the replay takes over a second.
@@ -121,7 +122,7 @@ def test_restart_resumes_after_last_published(
     sample: Path, tmp_path: Path, ring_name: str
 ) -> None:
     state = tmp_path / "s"
-    c = Consumer(ring_name)
+    c = Consumer(ring_name, max_records=512)
     c.start()
     args = ["--mode", "historical", "--historical", str(sample), "--speed", "2",
             "--wait-for-consumers", "1"]  # fmt: skip
@@ -144,7 +145,7 @@ def test_kill_9_twice_then_resume_exactly_once(
 ) -> None:
     state = tmp_path / "s"
     pace = threading.Semaphore(0)  # the consumer reads one batch of data per permit
-    c = Consumer(ring_name, pace=pace)
+    c = Consumer(ring_name, pace=pace, max_records=512)
     c.start()
     args = ["--mode", "historical", "--historical", str(sample), "--speed", "max",
             "--capacity", "1024", "--wait-for-consumers", "1"]  # fmt: skip
@@ -178,17 +179,17 @@ def test_live_feed_and_historical_resume_across_restart(
     state = tmp_path / "s"
     args = ["--mode", "live", "--live-url", f"ws://127.0.0.1:{port}", "--historical",
             str(sample), "--speed", "4", "--wait-for-consumers", "1"]  # fmt: skip
-    c = Consumer(ring_name)
+    c = Consumer(ring_name, max_records=512)
     c.start()
     try:
         for run in range(2):
             e = engine(ring_name, state, *args)
             e.wait_log(r" started mode=live")
-            c.wait_count(c._count + 200)  # live quotes from the feed reach the ring
+            c.wait_count(c.count + 200)  # live quotes from the feed reach the ring
             (state / "mode").write_text("historical\n")
             e.wait_log(r"switched from=live mode=historical")
             if run == 0:
-                c.wait_count(c._count + 500)
+                c.wait_count(c.count + 500)
             else:
                 e.wait_log(r"historical replay complete")
                 c.stop_at_end.set()

@@ -4,23 +4,24 @@ publisher threads; all stopped at the end of the test."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
 
-from ..support.processor import Proc, Publisher
+from ..support.processor import Publisher
+from ..support.programs import Proc
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    """Start processors; any still running at the end of the test is killed."""
+def spawn() -> Iterator[Callable[..., Proc]]:
+    """Start processors (``LATENCY_THRESHOLD`` unset unless ``env`` sets it); any still running
+    at the end of the test is killed."""
     started: list[Proc] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> Proc:
-        proc = Proc(tmp_path, *args, env=env)
+        proc = Proc("processor", args, env={"LATENCY_THRESHOLD": None, **(env or {})})
         started.append(proc)
         return proc
 

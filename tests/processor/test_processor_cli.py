@@ -22,7 +22,6 @@ from processor import decimals
 
 from ..support import wait_until
 from ..support.processor import (
-    Proc,
     attached,
     last_seq,
     logs,
@@ -30,6 +29,7 @@ from ..support.processor import (
     read_state,
     state_path,
 )
+from ..support.programs import Proc
 from ..support.quotes import make_quotes, part, publish, reference
 
 # -- command line --------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from common.schema import QUOTE_SCHEMA
 
 from ..support import wait_until
 from ..support.processor import (
-    Proc,
     Publisher,
     attached,
     last_seq,
@@ -31,6 +30,7 @@ from ..support.processor import (
     state_path,
     written_up_to,
 )
+from ..support.programs import Proc
 from ..support.quotes import make_quotes, part, publish, reference
 
 

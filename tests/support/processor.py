@@ -1,64 +1,21 @@
-"""``python -m processor`` as a child process, and the files it writes."""
+"""What the processor writes (logs, state file), and helpers to feed and watch it."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
-
-import pytest
+from typing import Any
 
 import ringbuffer
 
 from . import WAIT, wait_until
+from .programs import Proc
 from .quotes import Quotes, part
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class HasPid(Protocol):
-    """A child process of a test (this module's ``Proc`` or ``enginetools.Proc``)."""
-
-    @property
-    def pid(self) -> int: ...
-
-
-class Proc:
-    """One ``python -m processor`` child; stderr goes to a file."""
-
-    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log = tmp / f"stderr-{time.monotonic_ns()}.txt"
-        full_env = {k: v for k, v in os.environ.items() if k != "LATENCY_THRESHOLD"}
-        full_env.update(env or {})
-        with self.log.open("wb") as err:
-            self.p = subprocess.Popen(
-                [sys.executable, "-m", "processor", *args],
-                cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=err,
-            )  # fmt: skip
-        self.pid = self.p.pid
-
-    def wait(self, timeout: float = WAIT) -> int:
-        try:
-            self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"processor did not exit within {timeout}s; stderr:\n{self.stderr()}")
-        return self.p.returncode
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def stdout(self) -> str:
-        assert self.p.stdout is not None
-        return self.p.stdout.read().decode()
-
-    def signal(self, sig: int) -> None:
-        self.p.send_signal(sig)
 
 
 def out_args(folder: Path, ring: str, name: str = "mid-price") -> list[str]:
@@ -83,7 +40,7 @@ def state_path(folder: Path, name: str = "mid-price") -> Path:
     return folder / f".processor-{name}.state.json"
 
 
-def attached(w: ringbuffer.Writer, proc: HasPid) -> bool:
+def attached(w: ringbuffer.Writer, proc: Proc) -> bool:
     """True once the process ``proc`` holds a slot of the ring."""
     return any(c["pid"] == proc.pid for c in w.consumers())
 

@@ -9,8 +9,9 @@ import numpy as np
 
 import ringbuffer
 
+from . import WAIT
+
 CTX = mp.get_context("spawn")
-WAIT = 30.0  # the longest any child waits for anything
 
 
 def consume_all(

@@ -36,12 +36,11 @@ from processor.rules import render
 from tools.pipeline import replay
 
 from ..conftest import TEST_PREFIX
-from ..support.enginetools import Consumer, Proc, no_segment, run_module
+from ..support import WAIT, wait_until
+from ..support.consumer import Consumer
 from ..support.faulttools import (
     CSV_HEADER,
-    WAIT,
     QuoteServer,
-    RecordConsumer,
     Row,
     csv_bytes,
     fill,
@@ -52,7 +51,6 @@ from ..support.faulttools import (
     shm_segments,
     small_tmpfs,
     stderr_field,
-    wait_until,
 )
 from ..support.processor import (
     Publisher,
@@ -64,6 +62,7 @@ from ..support.processor import (
     state_path,
     written_up_to,
 )
+from ..support.programs import Proc, no_segment, run_module
 from ..support.quotes import make_quotes, reference
 
 RINGS: set[str] = set()  # every ring name this module used
@@ -100,10 +99,10 @@ def engine(ring: str, state: Path, *args: str) -> Proc:
     return Proc("engine", ["--ring", ring, "--state-dir", str(state), *args])
 
 
-def replay_to_end(ring: str, state: Path, *args: str) -> tuple[RecordConsumer, Proc]:
+def replay_to_end(ring: str, state: Path, *args: str) -> tuple[Consumer, Proc]:
     """Run the engine with ``args`` until the end of the stream (exit 0) while a consumer
     reads every record; the consumer and the finished engine."""
-    c = RecordConsumer(ring)
+    c = Consumer(ring)
     c.stop_at_end.set()
     c.start()
     e = engine(ring, state, *args, "--exit-at-end", "--wait-for-consumers", "1")
@@ -155,7 +154,7 @@ def test_flapping_feed_publishes_every_sent_quote_once(tmp_path: Path, ring: str
     rng = random.Random(6)
     server = QuoteServer()
     server.start()
-    consumer = RecordConsumer(ring)
+    consumer = Consumer(ring)
     consumer.stop_at_end.set()
     consumer.start()
     e = engine(ring, tmp_path / "s", "--mode", "live", "--live-url", server.url,
@@ -250,7 +249,7 @@ def _good(i: int) -> bytes:
     return f"{i},{i},2025-01-01 00:00:0{i},G{i},1,2,1,1,5".encode()
 
 
-def _replay_rows(tmp_path: Path, ring: str, body: list[bytes]) -> tuple[RecordConsumer, list]:
+def _replay_rows(tmp_path: Path, ring: str, body: list[bytes]) -> tuple[Consumer, list]:
     path = tmp_path / "q.csv"
     path.write_bytes(CSV_HEADER + b"".join(line + b"\n" for line in body))
     c, _ = replay_to_end(ring, tmp_path / "s", "--mode", "historical", "--historical",
@@ -350,7 +349,7 @@ def test_garbage_json_frames_through_a_live_engine(tmp_path: Path, ring: str) ->
     server = QuoteServer(handler)
     server.start()
     state = tmp_path / "s"
-    c = RecordConsumer(ring)
+    c = Consumer(ring)
     c.stop_at_end.set()
     c.start()
     e = engine(ring, state, "--mode", "live", "--live-url", server.url, "--wait-for-consumers",
@@ -389,9 +388,8 @@ def csv20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "historical_sample.csv"
 
 
-def _exactly_once(c: RecordConsumer | Consumer, total: int) -> None:
-    seq = c.seq if isinstance(c, RecordConsumer) else c.column("seq").tolist()
-    pos = c.pos if isinstance(c, RecordConsumer) else c.column("pos").tolist()
+def _exactly_once(c: Consumer, total: int) -> None:
+    seq, pos = c.seq, c.pos
     assert seq == list(range(total)), "records missing or repeated"
     assert pos == list(range(total)), "historical positions not contiguous"
 
@@ -460,11 +458,11 @@ def _checkpoint(state: Path) -> dict:
 
 def _fill_state_dir_mid_run(
     csv: Path, small: Path, ring: str
-) -> tuple[Proc, RecordConsumer, Path]:
+) -> tuple[Proc, Consumer, Path]:
     """Replay ``csv`` slowly with its state dir on ``small``; once a periodic checkpoint is
     written, fill the disk and wait until the next one has failed on it; then SIGTERM."""
     state = small / "state"
-    c = RecordConsumer(ring)
+    c = Consumer(ring)
     c.start()
     e = engine(ring, state, "--mode", "historical", "--historical", str(csv), "--speed", "0.1",
                "--wait-for-consumers", "1")  # fmt: skip
@@ -644,7 +642,7 @@ def test_sigterm_to_the_engine_at_a_random_moment(
                    "--speed", "0.1", "--exit-at-end", "--wait-for-consumers", "1")  # fmt: skip
     else:
         pace = threading.Semaphore(0)
-        guard = Consumer(ring, "guard", pace=pace)
+        guard = Consumer(ring, "guard", pace=pace, max_records=512)
         guard.start()
         e = engine(ring, tmp_path / "s", "--mode", "historical", "--historical", str(csv20k),
                    "--speed", "max", "--capacity", "1024", "--exit-at-end",
@@ -653,7 +651,7 @@ def test_sigterm_to_the_engine_at_a_random_moment(
         if guard is None:
             wait_until(lambda: last_seq(out) >= target, f"seq {target} written")
         else:
-            while sum(map(len, guard.cols["seq"])) < target:  # a batch (<= 512) a permit
+            while guard.count < target:  # a batch (<= 512) a permit
                 before = guard.reads
                 pace.release()
                 guard.wait_reads(before + 1)
@@ -687,7 +685,7 @@ def test_sigint_to_the_processor_then_restart_gives_identical_logs(
     rng = np.random.default_rng(4)
     out = tmp_path / "out"
     pace = threading.Semaphore(0)
-    guard = Consumer(ring, "guard", pace=pace)
+    guard = Consumer(ring, "guard", pace=pace, max_records=512)
     guard.start()
     e = engine(ring, tmp_path / "s", "--mode", "historical", "--historical", str(csv20k),
                "--speed", "0.5", "--exit-at-end", "--wait-for-consumers", "2")  # fmt: skip
