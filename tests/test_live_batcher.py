@@ -278,8 +278,8 @@ def test_nothing_lost_duplicated_or_moved(
             b.flush(now)
         elif kind == "take":
             take()
-            if b.stop_reading:
-                assert b.flush(now), "room was made"
+            if b.stop_reading and not b.full:  # (after a stop, the queue may hold one more)
+                assert b.flush(now), "there is room"
         elif kind == "end":  # connect again once the records of the last one are handed over
             if not b.disconnected() or b.flush(now):
                 b.connected(now)
