@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: setup lint
 	$(BIN)/python -m pytest -q

@@ -25,7 +25,8 @@ def quotes(n: int, strings: bool, seed: int = 1) -> list[dict]:
     out = []
     for i in range(n):
         bid = round(float(rng.lognormal(0, 3)), 6)
-        values = [bid, round(bid * 1.0002, 6), round(float(rng.exponential(1000)), 2), 12.5]
+        amount = round(float(rng.exponential(1000)), 2)
+        values: list[float | str] = [bid, round(bid * 1.0002, 6), amount, 12.5]
         if strings:
             values = [repr(v) for v in values]
         out.append(

@@ -49,9 +49,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import ringbuffer
 from benchmarks import bench_load, e2e, idle_cpu, latency, processor_bench, ring_vs_queue
 from benchmarks.e2e import size_label
-from ringbuffer import shm
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "pyarrow", "polars", "pandas", "matplotlib", "websockets")
@@ -348,7 +348,8 @@ SECTIONS: dict[str, Section] = {
 
 def my_leftover_rings() -> list[str]:
     """Segments in /dev/shm of the benchmark rings this process made (removed if found)."""
-    mine = [p for p in shm.SHM_DIR.glob(f"{shm.PREFIX}bench-*") if f"-{os.getpid()}-" in p.name]
+    rings = ringbuffer.segments("bench-")
+    mine = [ringbuffer.segment_path(r) for r in rings if f"-{os.getpid()}-" in r]
     for p in mine:
         p.unlink(missing_ok=True)
     return sorted(p.name for p in mine)
@@ -394,23 +395,24 @@ def chart(path: Path, rows: list[Row], raw: dict[str, Any], info: dict[str, Any]
 
     fig, axes = plt.subplots(2, 2, figsize=(16, 11), gridspec_kw={"width_ratios": [1.35, 1]})
     ax = axes[0][0]
-    bars = [r for r in rows if r.ratio is not None and "memcpy" not in r.measure]
-    labels = [r.measure.replace(" (logs byte-identical)", "") for r in bars][::-1]
-    values = [r.ratio for r in bars][::-1]
-    colours = [{True: "#2e7d32", False: "#c62828", None: "#78909c"}[r.met] for r in bars][::-1]
+    bars = [(r, r.ratio) for r in rows if r.ratio is not None and "memcpy" not in r.measure]
+    labels = [r.measure.replace(" (logs byte-identical)", "") for r, _ in bars][::-1]
+    values = [ratio for _, ratio in bars][::-1]
+    colour_of = {True: "#2e7d32", False: "#c62828", None: "#78909c"}
+    colours = [colour_of[r.met] for r, _ in bars][::-1]
     y = range(len(bars))
     ax.barh(list(y), values, color=colours)
     ax.set_xscale("log")
     ax.set_yticks(list(y))
     ax.set_yticklabels(labels, fontsize=8)
     ax.axvline(1.0, color="black", lw=0.8)
-    for i, r in enumerate(bars[::-1]):
-        at = r.ratio
+    for i, (r, ratio) in enumerate(bars[::-1]):
+        at = ratio
         if r.goal.startswith(">="):
             g = float(r.goal.split()[1].rstrip("x"))
             ax.plot([g, g], [i - 0.42, i + 0.42], color="black", lw=2)
             at = max(at, g)
-        ax.text(at * 1.1, i, times(r.ratio), va="center", fontsize=8)
+        ax.text(at * 1.1, i, times(ratio), va="center", fontsize=8)
     ax.set_xlim(min([*values, 1.0]) / 2, max(values) * 4)
     plain_log(ax.xaxis, (1.0,))
     ax.set_title("ours / contender (x, log scale); black tick = goal;\n"

@@ -30,11 +30,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a benchmark of this process left a ring in /dev/shm (and remove it)."""
-    from ringbuffer import shm
+    import ringbuffer
 
     mine = [n for n in leftover_rings() if f"-{os.getpid()}-" in n]
     for name in mine:
-        (shm.SHM_DIR / name).unlink(missing_ok=True)
+        (ringbuffer.SHM_DIR / name).unlink(missing_ok=True)
     if mine and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nshared memory left behind by the benchmarks: {mine}")

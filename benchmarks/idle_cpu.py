@@ -31,13 +31,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import numpy as np
 
 import ringbuffer
-from ringbuffer import DEFAULT_WAIT, WaitStrategy
-from ringbuffer.wait import WRITER_WAIT
+from ringbuffer import DEFAULT_WAIT, WRITER_WAIT, WaitStrategy
 
 from .ring_vs_queue import parse_wait
 from .transport import CTX, RING_PREFIX, WAIT_S, leftover_rings, wait_label
@@ -78,7 +78,11 @@ class Measurement:
         return {**asdict(self), "percent": self.percent, "goal_percent": GOAL_PERCENT}
 
 
-def _window(pid: int, seconds: float) -> tuple[float, float]:
+def _window(p: BaseProcess, seconds: float) -> tuple[float, float]:
+    """CPU seconds the started process ``p`` used over ``seconds`` of wall time, and that time."""
+    pid = p.pid
+    if pid is None:
+        raise RuntimeError(f"process {p.name} has not been started")
     c0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
     return cpu_seconds(pid) - c0, time.monotonic() - t0
@@ -137,7 +141,7 @@ def measure_idle_reader(seconds: float, wait: WaitStrategy = DEFAULT_WAIT) -> Me
         p = CTX.Process(target=idle_reader, args=(ring, wait, there), daemon=True)
         p.start()
         _expect(here, "ready")
-        cpu, wall = _window(p.pid, seconds)
+        cpu, wall = _window(p, seconds)
         w.end()
         if not _expect(here, "done")[1]:
             raise RuntimeError("the idle reader did not see the end of the stream")
@@ -162,7 +166,7 @@ def measure_blocked_writer(seconds: float, wait: WaitStrategy = WRITER_WAIT) -> 
         r = ringbuffer.attach(ring, "stuck", timeout=WAIT_S)
         here.send(("go",))
         _expect(here, "publishing")
-        cpu, wall = _window(p.pid, seconds)
+        cpu, wall = _window(p, seconds)
         cursor = r.lag() + r.position
         if cursor != BLOCK_CAPACITY:
             raise RuntimeError(f"the writer was not blocked: cursor {cursor}")

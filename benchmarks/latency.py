@@ -153,7 +153,8 @@ def measure_rate(
             )
         w.end()
         p.join(WAIT_S)
-        return Latency(rate, total / elapsed, total, batch, wait_label(wait), *pct, mx)
+        p50, p99, p999 = pct  # one value per PERCENTILES
+        return Latency(rate, total / elapsed, total, batch, wait_label(wait), p50, p99, p999, mx)
     finally:
         if p.is_alive():
             p.kill()

@@ -54,7 +54,7 @@ import pyarrow as pa
 import ringbuffer
 from benchmarks.e2e import PeakRss, count_lines, generate_csv, parse_size
 from benchmarks.naive import format_record, plain
-from common.schema import HISTORICAL, QUOTE_SCHEMA
+from common.schema import QUOTE_SCHEMA, Mode
 from engine.historical import load_historical
 from engine.sources import columns_of
 from processor.parallel import RenderPool
@@ -90,7 +90,7 @@ def publish_all(w: ringbuffer.Writer, cols: dict[str, Any], batch: int = READ_MA
     ring_cols.update(
         ticker=codes,
         seq=np.arange(n, dtype=np.uint64),
-        mode=np.full(n, HISTORICAL, dtype=np.uint8),
+        mode=np.full(n, Mode.HISTORICAL, dtype=np.uint8),
         pos=np.arange(n, dtype=np.int64),
     )
     for at in range(0, n, batch):
@@ -190,13 +190,15 @@ def loop_lines(batch: pa.RecordBatch) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     threshold_text = plain(THRESHOLD)
     cols = batch.select(["mode", "timestamp", "bid_price", "ask_price", "latency"]).to_pydict()
+    no_amount = float("nan")  # format_record ignores the amounts: not read from the ring
     for mode, ts, bid, ask, lat in zip(
         cols["mode"], cols["timestamp"], cols["bid_price"], cols["ask_price"], cols["latency"],
         strict=True,
     ):  # fmt: skip
-        if mode != HISTORICAL:
+        if mode != Mode.HISTORICAL:
             raise ValueError("the loop handles historical records only")
-        is_mid, line = format_record((ts, "", bid, ask, lat), THRESHOLD, threshold_text)
+        rec = (ts, "", bid, ask, lat, no_amount, no_amount)
+        is_mid, line = format_record(rec, THRESHOLD, threshold_text)
         (mids if is_mid else errors).append(line)
     return mids, errors
 

@@ -137,7 +137,7 @@ def contenders(
         warm=not args.cold,
     )
     queue = partial(QueueSession, src, readers, capacity=args.capacity, warm=0 if args.cold else 4)
-    rings = [partial(ring, wait=w) for w in waits]
+    rings: list[Callable[[], Session]] = [partial(ring, wait=w) for w in waits]
     return rings if args.no_queue else [*rings, queue]
 
 

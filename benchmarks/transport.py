@@ -60,8 +60,7 @@ import numpy as np
 
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
-from ringbuffer import DEFAULT_WAIT, WaitStrategy
-from ringbuffer.layout import storage_dtype
+from ringbuffer import DEFAULT_WAIT, WaitStrategy, storage_dtype
 
 CTX = mp.get_context("spawn")
 #: The longest anything waits for anything (a reader for data, the writer for a reader).
@@ -104,7 +103,7 @@ def make_columns(records: int) -> dict[str, np.ndarray]:
     i = seq.astype(np.int64)
     ts = 1_759_363_200_000_000_000 + i * 1_000
     bid = 100.0 + (i % 1000) * 0.25
-    cols = {
+    cols: dict[str, np.ndarray] = {
         "seq": seq,
         "mode": (i & 1).astype(np.uint8),
         "pos": i,
@@ -785,11 +784,11 @@ def memcpy_reference(source: Source, capacity: int = 1 << 20) -> tuple[Run, Run]
         done = 0
         while done < n:  # the writer's loop: at most two slices per wrap
             i = at % capacity
-            k = min(n - done, capacity - i)
+            step = min(n - done, capacity - i)
             for name, src in b.items():
-                ring[name][i : i + k] = src[done : done + k]
-            at += k
-            done += k
+                ring[name][i : i + step] = src[done : done + step]
+            at += step
+            done += step
     t3 = now_ns()
     last = (source.total - 1) % capacity
     if int(ring["seq"][last]) != (source.total - 1) % source.pool:
@@ -802,6 +801,4 @@ def memcpy_reference(source: Source, capacity: int = 1 << 20) -> tuple[Run, Run]
 
 def leftover_rings() -> list[str]:
     """Segments under /dev/shm this module's rings (any process's) left behind."""
-    from ringbuffer import shm
-
-    return sorted(p.name for p in shm.SHM_DIR.glob(f"{shm.PREFIX}{RING_PREFIX}*"))
+    return [ringbuffer.segment_path(ring).name for ring in ringbuffer.segments(RING_PREFIX)]

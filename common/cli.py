@@ -70,9 +70,10 @@ def run_program(
     error line and give 2; any other ``Exception`` is a runtime failure: one line naming it, 1.
     """
     log = get_logger(component, stream=stream)
+    usage: tuple[type[BaseException], ...] = (UsageError, *usage_errors)
     try:
         return body()
-    except (UsageError, *usage_errors) as exc:
+    except usage as exc:
         log.error(str(exc))
         return EXIT_USAGE
     except Exception as exc:

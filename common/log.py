@@ -3,10 +3,14 @@
 >>> import io
 >>> log = get_logger("engine", stream=io.StringIO())
 >>> log.info("switched", mode="live", seq=42)
+
+Libraries that log through the standard ``logging`` module (``ringbuffer`` does) reach the same
+lines through :func:`bridge_stdlib`, which the programs call at start.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -67,3 +71,40 @@ class Logger:
 def get_logger(component: str, stream: TextIO | None = None) -> Logger:
     """A logger whose lines name ``component``."""
     return Logger(component, stream)
+
+
+class StructuredHandler(logging.Handler):
+    """Writes standard-library log records as structured lines of ``component``; the record's
+    key=value fields come from ``extra={"fields": {...}}``.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> records = logging.getLogger("doctest-bridge")
+    >>> records.addHandler(StructuredHandler("demo", out))
+    >>> records.warning("slot retired", extra={"fields": {"consumer": "x", "lag": 3}})
+    >>> out.getvalue().split(" ", 1)[1]
+    'WARNING demo "slot retired" consumer=x lag=3\\n'
+    """
+
+    def __init__(self, component: str, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._log = Logger(component, stream)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = logging.getLevelName(min(max(record.levelno, 10) // 10 * 10, 40))
+            fields = dict(getattr(record, "fields", None) or {})
+            if record.exc_info and record.exc_info[1] is not None:
+                fields["error"] = repr(record.exc_info[1])
+            self._log.log(level, record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def bridge_stdlib(logger: str = "ringbuffer", component: str = "ring") -> None:
+    """Write the records of the standard-library ``logger`` (and its children) as structured
+    lines of ``component`` on stderr, at the level :func:`set_level` chose. Idempotent."""
+    target = logging.getLogger(logger)
+    if not any(isinstance(h, StructuredHandler) for h in target.handlers):
+        target.addHandler(StructuredHandler(component))
+    target.setLevel(logging.DEBUG)  # let every record reach the handler: _threshold decides

@@ -21,6 +21,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from common.cli import Parser
 from common.log import get_logger
 
 DATA_DIR: Final = Path(__file__).resolve().parent
@@ -352,8 +353,9 @@ def count(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line, validated."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m data.generate",
+        component="generate",
         description="Write synthetic quote CSVs (historical_sample.csv with a latency column, "
         "live_sample.csv without) in the layout and with the statistics of the real samples "
         "(contract section 1). The same arguments always give byte-identical files.",

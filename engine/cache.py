@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from common.schema import REQUIRED_COLUMNS
+from common.schema import REQUIRED_COLUMNS, Mode
 from engine.historical import TABLE_SCHEMA, Parsed, load_historical
 from engine.rejects import Rejected
 
@@ -75,7 +75,7 @@ def store(
     parsed: Parsed,
     ident: Identity,
     *,
-    required: Sequence[str] = REQUIRED_COLUMNS["historical"],
+    required: Sequence[str] = REQUIRED_COLUMNS[Mode.HISTORICAL],
 ) -> Path:
     """Write ``parsed`` (the parse of the input ``ident`` describes); return the file.
 
@@ -101,7 +101,7 @@ def load_cached(
     path: str | os.PathLike[str],
     state_dir: str | os.PathLike[str],
     *,
-    required: Sequence[str] = REQUIRED_COLUMNS["historical"],
+    required: Sequence[str] = REQUIRED_COLUMNS[Mode.HISTORICAL],
     ident: Identity | None = None,
 ) -> Parsed | None:
     """The cached parse of ``path`` if there is a valid one for its current identity, else None.
@@ -142,7 +142,7 @@ def load_or_parse(
     path: str | os.PathLike[str],
     state_dir: str | os.PathLike[str],
     *,
-    required: Sequence[str] = REQUIRED_COLUMNS["historical"],
+    required: Sequence[str] = REQUIRED_COLUMNS[Mode.HISTORICAL],
     write: bool = True,
 ) -> tuple[Parsed, bool]:
     """The parse of the CSV at ``path``: from the cache when valid, else parsed and cached.

@@ -17,17 +17,18 @@ from typing import Any
 
 import numpy as np
 
+from common.cli import UsageError
 from common.fsio import atomic_write
 from common.log import get_logger
-from common.schema import HISTORICAL
-from ringbuffer.salvage import Salvage
+from common.schema import Mode
+from ringbuffer import Salvage
 
 CHECKPOINT_FILE = "checkpoint.json"
 _log = get_logger("engine")
 VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(UsageError):
     """The checkpoint file exists but cannot be used."""
 
 
@@ -122,7 +123,7 @@ def recover(cp: Checkpoint, left: Salvage | None) -> tuple[Checkpoint, bool]:
     seq = left.records.column("seq").to_numpy()
     cp.next_seq = max(cp.next_seq, int(seq[-1]) + 1)
     mode = left.records.column("mode").to_numpy()
-    pos = left.records.column("pos").to_numpy()[mode == HISTORICAL]
+    pos = left.records.column("pos").to_numpy()[mode == Mode.HISTORICAL]
     if pos.size:
         cp.pos = max(cp.pos, int(np.max(pos)) + 1)
     return cp, True

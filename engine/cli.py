@@ -15,27 +15,21 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import ringbuffer
-from common.log import get_logger
-from common.schema import QUOTE_SCHEMA
+from common.cli import Parser, UsageError, check_ws_url, run_program
+from common.log import bridge_stdlib, get_logger
+from common.schema import QUOTE_SCHEMA, Mode
 from engine import cache
-from engine.checkpoint import Checkpoint, CheckpointError, recover
+from engine.checkpoint import Checkpoint, recover
 from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
-from engine.historical import InputError
 from engine.pacing import SystemClock, parse_speed
 from engine.rejects import RejectLog
 from engine.sources import HistoricalSource, TableSource
-from ringbuffer.salvage import salvage
+from ringbuffer import salvage
 
 log = get_logger("engine")
-
-
-class UsageError(Exception):
-    """A bad command line or configuration: exit 2."""
-
 
 def power_of_two(text: str) -> int:
     try:
@@ -54,13 +48,14 @@ def non_negative(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m engine",
+        component="engine",
         description="Replay historical quotes (CSV) or relay live ones (websocket JSON) into a "
         "shared-memory ring. SIGUSR1 toggles the mode; writing 'historical' or 'live' into the "
         "control file sets it; SIGINT/SIGTERM end the stream and exit 0.",
     )
-    p.add_argument("--mode", required=True, choices=["historical", "live"])
+    p.add_argument("--mode", required=True, choices=[str(m) for m in Mode])
     p.add_argument("--historical", default="data/historical_sample.csv", metavar="PATH",
                    help="historical CSV (default %(default)s)")  # fmt: skip
     p.add_argument("--live-url", default="ws://127.0.0.1:8765", metavar="URL",
@@ -128,10 +123,9 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
 
 
 def run(args: argparse.Namespace) -> int:
-    url = urlsplit(args.live_url)
-    if url.scheme not in ("ws", "wss") or not url.hostname:
-        wanted = "ws://host:port[/path] (or wss://)"
-        raise UsageError(f"--live-url must be {wanted}, not {url.geturl()!r}")
+    bridge_stdlib()  # the ring's log records as structured lines on stderr
+    check_ws_url(args.live_url, "--live-url")
+    mode = Mode[args.mode.upper()]
     state_dir = Path(args.state_dir)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     cp = Checkpoint.load(state_dir)
     if cp is None:
-        cp = Checkpoint(mode=args.mode)
+        cp = Checkpoint(mode=str(mode))
         log.info("new stream", stream=cp.stream, state_dir=str(state_dir))
     left = salvage(args.ring)
     cp, carry = recover(cp, left)
@@ -186,10 +180,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         engine = Engine(
-            EngineOptions(args.mode, args.exit_at_end, args.strict, args.wait_for_consumers,
+            EngineOptions(mode, args.exit_at_end, args.strict, args.wait_for_consumers,
                           progress=sys.stderr.isatty()),
             writer, cp, state_dir, control, rejects,
-            {"historical": make_historical, "live": make_live},
+            {Mode.HISTORICAL: make_historical, Mode.LIVE: make_live},
             clock, log,
         )
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -210,14 +204,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (InputError, CheckpointError, StrictStop, ringbuffer.RingBusy, UsageError) as exc:
-        print(f"engine: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a runtime failure: say what, exit 1
-        log.error("failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
+    # The input, checkpoint and --strict errors are UsageErrors; a ring owned by another live
+    # writer is one too (the ring library does not know this program's exit codes).
+    return run_program("engine", lambda: run(args), (ringbuffer.RingBusy,))
 
 
 if __name__ == "__main__":

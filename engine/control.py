@@ -12,22 +12,7 @@ from pathlib import Path
 
 from common.fsio import atomic_write
 from common.log import Logger
-
-MODES = ("historical", "live")
-
-
-def parse_mode(text: str) -> str | None:
-    """The mode a control file's content names, or None when it names none.
-
-    >>> parse_mode(" LIVE\\n"), parse_mode("historical"), parse_mode("fast")
-    ('live', 'historical', None)
-    """
-    word = text.strip().lower()
-    return word if word in MODES else None
-
-
-def other(mode: str) -> str:
-    return MODES[1 - MODES.index(mode)]
+from common.schema import Mode
 
 
 class ModeControl:
@@ -53,21 +38,21 @@ class ModeControl:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def record(self, mode: str) -> None:
+    def record(self, mode: Mode) -> None:
         """Write the current mode to the control file, so it always shows the mode in force."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, f"{mode}\n".encode())
         self._stamp = self._file_stamp()
 
-    def poll(self, current: str) -> str | None:
+    def poll(self, current: Mode) -> Mode | None:
         """The mode requested since the last poll, if it differs from ``current``."""
         toggles = self._toggles
         if toggles != self._seen_toggles:
             flips = toggles - self._seen_toggles
             self._seen_toggles = toggles
             if flips % 2:
-                self._log.info("switch requested", by="SIGUSR1", to=other(current))
-                return other(current)
+                self._log.info("switch requested", by="SIGUSR1", to=current.other)
+                return current.other
         now = time.monotonic()
         if now < self._next_check:
             return None
@@ -81,7 +66,7 @@ class ModeControl:
         except OSError as exc:
             self._log.warning("control file unreadable", path=str(self.path), error=str(exc))
             return None
-        mode = parse_mode(text)
+        mode = Mode.parse(text)
         if mode is None:
             self._log.warning(
                 "control file ignored: write 'historical' or 'live'",

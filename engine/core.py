@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 import ringbuffer
+from common.cli import UsageError
 from common.log import Logger
-from common.schema import HISTORICAL, LIVE
+from common.schema import Mode
 from engine.checkpoint import BackgroundSaver, Checkpoint
 from engine.control import ModeControl
 from engine.pacing import Clock
@@ -31,13 +32,13 @@ CHECKPOINT_EVERY = 1.0
 PROGRESS_EVERY = 1.0
 
 
-class StrictStop(Exception):
+class StrictStop(UsageError):
     """``--strict`` and an input was rejected."""
 
 
 @dataclass
 class EngineOptions:
-    mode: str
+    mode: Mode
     exit_at_end: bool = False
     strict: bool = False
     wait_for_consumers: int = 0
@@ -56,7 +57,7 @@ class Engine:
         state_dir: Path,
         control: ModeControl,
         rejects: RejectLog,
-        sources: dict[str, Callable[[], Source]],
+        sources: dict[Mode, Callable[[], Source]],
         clock: Clock,
         log: Logger,
     ) -> None:
@@ -66,7 +67,7 @@ class Engine:
         self.control = control
         self.rejects = rejects
         self._factories = sources
-        self._sources: dict[str, Source] = {}
+        self._sources: dict[Mode, Source] = {}
         self.clock = clock
         self.log = log
         self.mode = options.mode
@@ -86,16 +87,16 @@ class Engine:
         self.stopping = True
         self.writer.interrupt()
 
-    def _source(self, mode: str) -> Source:
+    def _source(self, mode: Mode) -> Source:
         if mode not in self._sources:
             self._sources[mode] = self._factories[mode]()
         return self._sources[mode]
 
-    def _switch(self, mode: str, initial: bool = False) -> None:
+    def _switch(self, mode: Mode, initial: bool = False) -> None:
         if not initial:
             self._source(self.mode).stop()
         previous, self.mode = self.mode, mode
-        self.cp.mode = mode
+        self.cp.mode = str(mode)
         self._save()  # before the new mode publishes anything
         self.control.record(mode)
         source = self._source(mode)
@@ -121,7 +122,7 @@ class Engine:
             self._dictionaries = {key: mapping}  # one at a time: the historical table's
         return mapping[tickers.indices.to_numpy(zero_copy_only=False)]
 
-    def _publish(self, batch: SourceBatch, mode: int) -> int:
+    def _publish(self, batch: SourceBatch, mode: Mode) -> int:
         n = len(batch)
         cols = dict(batch.columns)
         cols["ticker"] = self._ticker_codes(cols["ticker"])
@@ -176,7 +177,7 @@ class Engine:
             if batch is not None:
                 self._handle_rejects(batch)
                 if len(batch):
-                    done = self._publish(batch, HISTORICAL if source.mode == "historical" else LIVE)
+                    done = self._publish(batch, source.mode)
                     source.advance(done)
                     if batch.late_s:
                         self._late.append(batch.late_s)
@@ -197,7 +198,7 @@ class Engine:
     def _save(self, wait: bool = True) -> None:
         """Checkpoint, with the historical position as published so far; ``wait=False`` leaves
         the write to the background saver (periodic checkpoints are only hints)."""
-        hist = self._sources.get("historical")
+        hist = self._sources.get(Mode.HISTORICAL)
         if isinstance(hist, HistoricalSource):
             self.cp.pos = hist.pos
         self._saver.submit(self.cp)
@@ -206,14 +207,14 @@ class Engine:
 
     def _periodic(self) -> None:
         now = self.clock.now()
-        hist = self._sources.get("historical")
+        hist = self._sources.get(Mode.HISTORICAL)
         if now - self._last["checkpoint"] >= CHECKPOINT_EVERY:
             self._last["checkpoint"] = now
             self._save(wait=False)
         if (
             self.opts.progress
             and isinstance(hist, HistoricalSource)
-            and self.mode == "historical"
+            and self.mode == Mode.HISTORICAL
             and now - self._last["progress"] >= PROGRESS_EVERY
         ):
             self._last["progress"] = now

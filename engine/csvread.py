@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from common.cli import UsageError
 from common.schema import OPTIONAL_COLUMNS
 from engine.rejects import clip_raw
 
@@ -28,7 +29,7 @@ NUMERIC = ("bid_price", "ask_price", "latency", *OPTIONAL_COLUMNS)
 _BLOCK = 8 << 20
 
 
-class InputError(Exception):
+class InputError(UsageError):
     """An input that cannot be used at all (a missing column or an unreadable file).
 
     Public as ``engine.historical.InputError``; defined here, where an unreadable file is found.

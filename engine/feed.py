@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed
 
 from common.cli import Parser, loop_factory
 from common.log import get_logger
-from common.schema import REQUIRED_COLUMNS
+from common.schema import REQUIRED_COLUMNS, Mode
 from engine.historical import InputError, load_historical
 from engine.pacing import parse_speed
 from engine.wsserver import WsServer
@@ -403,7 +403,7 @@ def load_table(path: Path) -> pa.Table:
     """The CSV's valid rows in playback order; rejected rows logged and counted.
 
     Raises ``InputError`` for a file that cannot be used at all."""
-    parsed = load_historical(path, required=REQUIRED_COLUMNS["live"])
+    parsed = load_historical(path, required=REQUIRED_COLUMNS[Mode.LIVE])
     for rej in parsed.rejected[:MAX_LOGGED_REJECTS]:
         log.warning("rejected row skipped", file=rej.source, line=rej.line, reason=rej.reason)
     if parsed.rejected_count:

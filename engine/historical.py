@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from common.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from common.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Mode, table_schema
 from engine.csvread import (
     InputBytes,
     InputError,
@@ -35,19 +35,7 @@ INT64_MAX = int(np.iinfo(np.int64).max)
 
 #: Columns of every parsed table, historical or live, in this order. ``line`` is the physical
 #: line of the input file (live: the frame number); times are int64 nanoseconds since the epoch.
-TABLE_SCHEMA = pa.schema(
-    [
-        ("line", pa.int64()),
-        ("ticker", pa.dictionary(pa.int32(), pa.string())),
-        ("timestamp", pa.int64()),
-        ("arrival", pa.int64()),
-        ("latency", pa.float64()),
-        ("bid_price", pa.float64()),
-        ("ask_price", pa.float64()),
-        ("bid_amount", pa.float64()),
-        ("ask_amount", pa.float64()),
-    ]
-)
+TABLE_SCHEMA = table_schema()
 
 _FIELDS = ("timestamp", "ticker", "bid_price", "ask_price", "latency", *OPTIONAL_COLUMNS)
 
@@ -85,7 +73,7 @@ class Parsed:
 def load_historical(
     path: str | os.PathLike[str],
     *,
-    required: Sequence[str] = REQUIRED_COLUMNS["historical"],
+    required: Sequence[str] = REQUIRED_COLUMNS[Mode.HISTORICAL],
 ) -> Parsed:
     """Parse the CSV file at ``path``; see ``parse_historical``. Raises ``InputError`` when the
     file cannot be read or lacks a required column."""
@@ -106,7 +94,7 @@ def parse_historical(
     data: bytes | pa.Buffer,
     source: str,
     *,
-    required: Sequence[str] = REQUIRED_COLUMNS["historical"],
+    required: Sequence[str] = REQUIRED_COLUMNS[Mode.HISTORICAL],
 ) -> Parsed:
     """Parse CSV ``data`` read from ``source`` into a table sorted by arrival (``TABLE_SCHEMA``).
 

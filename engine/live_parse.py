@@ -16,18 +16,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from common.schema import MAX_TICKER_BYTES
+from common.schema import MAX_TICKER_BYTES, NUMBER_PATTERN, REQUIRED_COLUMNS, Mode
 from engine.historical import TABLE_SCHEMA
 from engine.rejects import Rejected, clip_raw
 from engine.timestamps import parse_timestamp
 
-# The same decimal grammar as the CSV reader (historical.NUMBER_RE), for numbers sent as text.
-_NUMBER_RE = re.compile(
-    r"[ \t]*([+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    r"|(?i:inf|infinity)|(?i:nan)(?:\([0-9A-Za-z_]*\))?))[ \t]*"
-)
+# The same decimal grammar as the CSV reader, for numbers sent as text (blanks around allowed).
+_NUMBER_RE = re.compile(rf"[ \t]*({NUMBER_PATTERN})[ \t]*")
 _WORDS = re.compile(r"[+-]?(?i:inf|infinity)")
-_REQUIRED = ("timestamp", "ticker", "bid_price", "ask_price")
+_REQUIRED = REQUIRED_COLUMNS[Mode.LIVE]
 
 
 _cached_timestamp = lru_cache(maxsize=4096)(parse_timestamp)
@@ -192,7 +189,9 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
             return ask_amount
     elif not -math.inf < ask_amount < math.inf:
         return "ask_amount does not fit float64"
-    return ticker, ns, bid, ask, bid_amount, ask_amount
+    # Every str was returned above, but mypy does not narrow on a failed ``type(x) is str`` (str
+    # may be subclassed); the exact-type checks stay, they are cheaper than isinstance here.
+    return ticker, ns, bid, ask, bid_amount, ask_amount  # type: ignore[return-value]
 
 
 def _table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table:

@@ -12,15 +12,10 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from common.schema import RECORD_COLUMNS, Mode
 from engine.historical import TABLE_SCHEMA
 from engine.pacing import Clock, Pacer
 from engine.rejects import Rejected
-
-#: The record columns a source provides (the engine adds seq, mode and pos).
-RECORD_COLUMNS = (
-    "ticker", "timestamp", "arrival", "latency",
-    "bid_price", "ask_price", "bid_amount", "ask_amount",
-)  # fmt: skip
 
 
 @dataclass
@@ -51,7 +46,7 @@ def columns_of(table: pa.Table) -> dict[str, Any]:
 class Source(Protocol):
     """What the engine needs of a source."""
 
-    mode: str
+    mode: Mode
 
     def start(self) -> None:
         """Become the active source (historical: re-anchor pacing; live: connect)."""
@@ -73,7 +68,7 @@ class HistoricalSource:
     record is due: no per-record sleeps.
     """
 
-    mode = "historical"
+    mode = Mode.HISTORICAL
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 #: Codes per row from ``parse_timestamps``.
@@ -18,7 +19,8 @@ OK, EMPTY, BAD, RANGE = 0, 1, 2, 3
 
 _MONTH_LEN = np.array([[0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]] * 2, np.int16)
 _MONTH_LEN[1, 2] = 29  # row 1: leap years
-_MONTH_START = np.zeros((2, 13), np.int64)  # days of the year before each month
+# days of the year before each month
+_MONTH_START: npt.NDArray[np.int64] = np.zeros((2, 13), np.int64)
 _MONTH_START[:, 2:] = np.cumsum(_MONTH_LEN[:, 1:12], axis=1)
 _MONTH_START, _MONTH_LEN = _MONTH_START.ravel(), _MONTH_LEN.ravel()
 _YEAR_FIRST, _YEAR_LAST = 1677, 2262  # int64 nanoseconds since 1970 reach no further
@@ -131,6 +133,7 @@ def _chunk_timestamps(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(off_buf, np.int32, n + 1, arr.offset * 4).astype(np.int64)
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     lengths = np.diff(offsets)
+    groups: list[tuple[int, npt.NDArray[np.intp] | None]]  # rows None: every row
     if arr.null_count == 0 and (lengths == lengths[0]).all():
         groups = [(int(lengths[0]), None)]
     else:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.schema import MAX_TICKER_BYTES
+from common.schema import MAX_TICKER_BYTES, NUMBER_PATTERN
 from engine.csvread import NUMERIC
 from engine.timestamps import parse_timestamps
 
@@ -19,10 +19,7 @@ from engine.timestamps import parse_timestamps
 Numbers = dict[str, pa.ChunkedArray | np.ndarray]
 
 # A decimal number as Arrow's float parser reads it (surrounding blanks are trimmed first).
-NUMBER_RE = (
-    r"^[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    r"|(?i:inf|infinity)|(?i:nan)(?:\([0-9A-Za-z_]*\))?)$"
-)
+NUMBER_RE = f"^{NUMBER_PATTERN}$"
 
 # Reject codes, in the order they are checked: a row reports the first that applies.
 _TS_EMPTY, _TS_BAD, _TS_RANGE, _TK_EMPTY, _TK_LONG, _TK_UTF8 = 1, 2, 3, 4, 5, 6

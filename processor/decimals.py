@@ -37,7 +37,7 @@ I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
 #: Powers of ten that are exact in float64 (10**0 .. 10**22).
-POW10 = 10.0 ** np.arange(23)
+POW10: F64 = 10.0 ** np.arange(23, dtype=np.float64)
 _POW10_INT = np.array([10**k for k in range(19)], dtype=np.int64)
 _MAX_SCALE = 17
 _LIMIT = 1e15  # scaled integers stay below this: at most 15 significant digits
@@ -246,9 +246,11 @@ def mid_text(bid: F64, ask: F64, out: U64 | None = None) -> MidText:
 
 def string_offsets(texts: pa.Array) -> npt.NDArray[np.int32 | np.int64]:
     """Where each value of a string array starts in its data buffer, and where the last ends."""
-    kind = np.int64 if pa.types.is_large_string(texts.type) else np.int32
     offsets = texts.buffers()[1]
-    return np.frombuffer(offsets, dtype=kind)[texts.offset : texts.offset + len(texts) + 1]
+    part = slice(texts.offset, texts.offset + len(texts) + 1)
+    if pa.types.is_large_string(texts.type):
+        return np.frombuffer(offsets, dtype=np.int64)[part]
+    return np.frombuffer(offsets, dtype=np.int32)[part]
 
 
 def format_plain(x: F64) -> pa.StringArray:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from common.cli import UsageError
 from processor import state as statefile
 
 _BUFFER = 1 << 20  # bytes gathered before a write(2)
@@ -36,7 +37,7 @@ PARQUET_SCHEMA = pa.schema(
 )
 
 
-class OutputBusy(Exception):
+class OutputBusy(UsageError):
     """Another process holds the lock of an output file (a usage error: exit 2)."""
 
 

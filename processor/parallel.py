@@ -6,10 +6,10 @@ records in the ring (``release="commit"``, or by not reading further) until thei
 handed back, and calls :meth:`RenderPool.drain` before it closes the reader.
 
 >>> import pyarrow as pa
->>> from common.schema import HISTORICAL
+>>> from common.schema import Mode
 >>> batch = pa.record_batch({
 ...     "timestamp": pa.array([0], pa.timestamp("ns")), "bid_price": [1.0], "ask_price": [2.0],
-...     "latency": [0.0], "mode": pa.array([HISTORICAL], pa.uint8())})
+...     "latency": [0.0], "mode": pa.array([Mode.HISTORICAL], pa.uint8())})
 >>> with RenderPool(20.0) as pool:
 ...     pool.submit(batch, "first")
 ...     [(out.mid, tag) for out, tag in pool.drain()]

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.schema import HISTORICAL
+from common.schema import Mode
 from processor import decimals, timefmt
 
 _ROW_WORDS = 4 + decimals.MID_WORDS  # timestamp words, then mid words
@@ -227,7 +227,7 @@ def classify(
     """``(late, good)`` per record: historical with a latency over ``threshold`` (an error
     line), and a mid price line (not late, bid and ask positive and finite)."""
     bid, ask, latency = (_numpy(batch, c) for c in ("bid_price", "ask_price", "latency"))
-    late = (_numpy(batch, "mode") == HISTORICAL) & (latency > threshold)
+    late = (_numpy(batch, "mode") == Mode.HISTORICAL) & (latency > threshold)
     good = (bid > 0) & (ask > 0) & (bid < np.inf) & (ask < np.inf) & ~late
     return late, good
 
@@ -275,7 +275,7 @@ def warm_up() -> None:
         "bid_price": np.array([1.0, 0.0, 1.0, 2.5]),
         "ask_price": np.array([2.0, 3e-8, 1.5, np.inf]),
         "latency": np.array([0.0, 1.0, 99.5, 0.0]),
-        "mode": np.full(n, HISTORICAL, dtype=np.uint8),
+        "mode": np.full(n, Mode.HISTORICAL, dtype=np.uint8),
     })  # fmt: skip
     render(batch, 20.0)
 

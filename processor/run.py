@@ -20,16 +20,16 @@ import numpy as np
 import pyarrow as pa
 
 import ringbuffer
+from common.cli import StopFlag, UsageError
 from common.log import Logger, get_logger
-from common.schema import QUOTE_SCHEMA
+from common.schema import columns
 from processor import decimals
 from processor import state as statefile
-from processor.cli import Config, Stop, UsageError
+from processor.config import Config
 from processor.output import (
     PARQUET_SCHEMA,
     Chunk,
     LogFile,
-    OutputBusy,
     OutputError,
     OutputWriter,
     ParquetSink,
@@ -38,10 +38,7 @@ from processor.parallel import RenderPool
 from processor.rules import Rendered, classify, warm_up
 
 #: The ring columns the processor reads, with the dtypes it needs.
-EXPECT = {
-    k: QUOTE_SCHEMA[k]
-    for k in ("seq", "mode", "ticker", "timestamp", "latency", "bid_price", "ask_price")
-}
+EXPECT = columns("seq", "mode", "ticker", "timestamp", "latency", "bid_price", "ask_price")
 READ_MAX = 65536
 READ_TIMEOUT = 0.1  # seconds a read waits for records
 COMMIT_POLL = 0.002  # ... while a durable position may be waiting to be committed
@@ -75,7 +72,7 @@ def parquet_rows(batch: pa.RecordBatch, threshold: float) -> pa.Table:
 class Processor:
     """One run of ``python -m processor``."""
 
-    def __init__(self, cfg: Config, stop: Stop, log: Logger) -> None:
+    def __init__(self, cfg: Config, stop: StopFlag, log: Logger) -> None:
         self.cfg = cfg
         self.stop = stop
         self.log = log
@@ -387,21 +384,15 @@ class Processor:
         return code
 
 
-def run(cfg: Config, stop: Stop) -> int:
-    """Run the processor until the end, ``stop``, or a failure; returns the exit code
-    (0 done, 1 runtime failure, 2 usage or configuration error)."""
-    log = get_logger("processor")
+#: The ring's errors that mean the configuration cannot work (exit 2, as a ``UsageError``).
+USAGE_ERRORS = (ringbuffer.ConsumerNameInUse, ringbuffer.SchemaMismatch)
+
+
+def run(cfg: Config, stop: StopFlag) -> int:
+    """Run the processor until the end, ``stop``, or a failure; returns the exit code (0 done,
+    1 runtime failure). A usage or configuration error raises ``UsageError`` (exit 2, mapped by
+    ``common.cli.run_program`` as in every program); other failures raise."""
     try:
-        return Processor(cfg, stop, log).run()
-    except (
-        UsageError,
-        OutputBusy,
-        statefile.StateError,
-        ringbuffer.ConsumerNameInUse,
-        ringbuffer.SchemaMismatch,
-    ) as exc:
-        log.error(str(exc))
-        return 2
-    except (OutputError, ringbuffer.RingError) as exc:
-        log.error(str(exc))
-        return 1
+        return Processor(cfg, stop, get_logger("processor")).run()
+    except USAGE_ERRORS as exc:
+        raise UsageError(str(exc)) from exc

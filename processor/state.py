@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from common.cli import UsageError
 from common.fsio import atomic_write
 
 VERSION = 1
 
 
-class StateError(Exception):
+class StateError(UsageError):
     """The state file cannot be used as it is (unreadable, or it describes other files)."""
 
 

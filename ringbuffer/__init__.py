@@ -11,10 +11,20 @@
 (True, True)
 >>> r.close(); w.close()
 
-See ``writer`` for the vocabulary, the invariants and the memory-ordering argument.
+This module is the whole public API (``__all__``); the modules whose names start with ``_`` are
+private. :func:`create` makes the one :class:`Writer`; :func:`attach` makes a named consumer, a
+:class:`Reader`; :func:`salvage` reads what a dead writer left; :func:`segments`,
+:func:`segment_path` and :func:`check_name` find and name the segments in :data:`SHM_DIR`.
+The ring logs through the standard library's ``logging.getLogger("ringbuffer")`` (and its
+children), with the key=value fields of each record in ``record.fields``.
+
+Inside: ``_layout`` describes the segment; ``_writer`` has the vocabulary (sequence, cursor,
+claim, publish, gating) and the invariants; ``_ordering`` the memory-ordering argument and the
+only loads, stores and fence it depends on; ``_reader``, ``_segment`` and ``_salvage`` the
+reading side; ``_wait`` the wait strategies; ``_shm``, ``_procs``, ``_symbols`` the rest.
 """
 
-from .errors import (
+from ._errors import (
     ConsumerNameInUse,
     Interrupted,
     NoFreeSlot,
@@ -26,13 +36,18 @@ from .errors import (
     SchemaMismatch,
     SymbolTableFull,
 )
-from .reader import Reader, attach
-from .wait import BUSY_SPIN, DEFAULT_WAIT, WaitStrategy
-from .writer import Writer, create
+from ._layout import storage_dtype
+from ._reader import Reader, attach
+from ._salvage import Salvage, salvage
+from ._shm import SHM_DIR, check_name, segment_path, segments
+from ._wait import BUSY_SPIN, DEFAULT_WAIT, WRITER_WAIT, WaitStrategy
+from ._writer import Writer, create
 
 __all__ = [
     "BUSY_SPIN",
     "DEFAULT_WAIT",
+    "SHM_DIR",
+    "WRITER_WAIT",
     "ConsumerNameInUse",
     "Interrupted",
     "NoFreeSlot",
@@ -42,10 +57,16 @@ __all__ = [
     "RingError",
     "RingNotFound",
     "RingReset",
+    "Salvage",
     "SchemaMismatch",
     "SymbolTableFull",
     "WaitStrategy",
     "Writer",
     "attach",
+    "check_name",
     "create",
+    "salvage",
+    "segment_path",
+    "segments",
+    "storage_dtype",
 ]

@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from ringbuffer import shm
+from common.startup import without_pandas
+
+# The programs run without pandas (common.startup): so do their tests. pandas is a benchmark
+# baseline only, and pyarrow would otherwise take pandas-only paths the programs never take.
+without_pandas()
+
+import ringbuffer  # noqa: E402
 
 TEST_PREFIX = "t"
 
 
 def _leftovers(name: str) -> list[Path]:
-    return sorted(shm.SHM_DIR.glob(f"{shm.PREFIX}{name}*"))
+    return [ringbuffer.segment_path(ring) for ring in ringbuffer.segments(name)]
 
 
 @pytest.fixture

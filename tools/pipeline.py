@@ -51,13 +51,16 @@ def unique_ring(prefix: str) -> str:
 
 def start(module: str, args: Sequence[str], log: Path | None = None) -> subprocess.Popen:
     """Start ``python -m module args`` from the project root; stderr to ``log`` if given."""
-    err = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    err = open(log, "w") if log is not None else None  # noqa: SIM115
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err if err is not None else subprocess.DEVNULL,
         )
     finally:
-        if log is not None:
+        if err is not None:
             err.close()
 
 

@@ -2,7 +2,7 @@
 
     python -m tools.sample_logs          # or: make samples
 
-Default settings (threshold 20 ms, spec format). ``tests/test_sample_logs.py`` regenerates
+Default settings (threshold 20 ms, spec format). ``tests/system/test_sample_logs.py`` regenerates
 them and compares bytes, so they cannot drift from the code.
 """
 

@@ -17,6 +17,7 @@ import time
 
 from common.cli import UsageError, check_ws_url, loop_factory
 from common.log import get_logger
+from common.schema import Mode
 from engine.live._batcher import Batch, Batcher
 from engine.live._connection import Connection
 
@@ -109,7 +110,7 @@ class LiveSource:
     frames are the :class:`~engine.live._connection.Connection`'s.
     """
 
-    mode: str = "live"
+    mode = Mode.LIVE
 
     def __init__(
         self,

@@ -27,18 +27,18 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
-from common.schema import REQUIRED_COLUMNS
+from common.schema import REQUIRED_COLUMNS, Mode
 from engine import feed
 from engine.historical import load_historical, parse_historical
 from engine.live import LiveSource
 from engine.live_parse import parse_frame, parse_timestamp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount\n"
 
 
 def live_table(text: str) -> pa.Table:
-    return parse_historical(text.encode(), "t.csv", required=REQUIRED_COLUMNS["live"]).table
+    return parse_historical(text.encode(), "t.csv", required=REQUIRED_COLUMNS[Mode.LIVE]).table
 
 
 def write_csv(path: Path, n: int, *, same: int = 3) -> Path:
@@ -291,7 +291,7 @@ def poll_records(src: LiveSource, n: int, timeout: float = 10.0) -> pa.Table:
 
 
 def expected_rows(path: Path) -> list[dict[str, Any]]:
-    table = feed.playback_order(load_historical(path, required=REQUIRED_COLUMNS["live"]).table)
+    table = feed.playback_order(load_historical(path, required=REQUIRED_COLUMNS[Mode.LIVE]).table)
     return table.select(["timestamp", "ticker", "bid_price", "ask_price", "bid_amount"]).to_pylist()
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 import ringbuffer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30.0
 
 
@@ -65,6 +65,10 @@ class Proc:
                         + "".join(self.lines[-30:])
                     )
                 self._cond.wait(min(left, 0.2))
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
 
     def signal(self, sig: int) -> None:
         self.p.send_signal(sig)
@@ -193,5 +197,5 @@ class Consumer(threading.Thread):
 
 
 def no_segment(ring: str) -> bool:
-    return not (ringbuffer.shm.SHM_DIR / f"{ringbuffer.shm.PREFIX}{ring}").exists()
+    return not ringbuffer.segment_path(ring).exists()
 

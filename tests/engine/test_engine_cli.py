@@ -11,7 +11,7 @@ import pytest
 
 from tools.pipeline import free_port
 
-from .enginetools import Consumer, Proc, no_segment, run_module
+from ..support.enginetools import Consumer, Proc, no_segment, run_module
 
 HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount,latency\n"
 

@@ -2,24 +2,24 @@
 
 A batch is a view of the ring's memory. It stays valid until the next :meth:`Reader.read`
 (or :meth:`Reader.close`), which *releases* it: the slot cursor moves past it and the writer
-may reuse that memory (see ``writer``, M2). With ``release="commit"`` the slot cursor moves
+may reuse that memory (M2 in ``_ordering``). With ``release="commit"`` the slot cursor moves
 only on :meth:`Reader.commit`, so the writer never overwrites what a consumer has not yet made
 durable, and a consumer restarted under the same name finds its uncommitted records intact.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Mapping
-from typing import Literal
+from pathlib import Path
+from typing import Final, Literal
 
 import numpy as np
 import pyarrow as pa
 
-from . import procs, shm
-from .errors import (
+from . import _procs, _shm
+from ._errors import (
     ConsumerNameInUse,
     NoFreeSlot,
     Overrun,
@@ -27,69 +27,67 @@ from .errors import (
     RingReset,
     SchemaMismatch,
 )
-from .layout import (
-    ACTIVE,
-    CLOSED,
+from ._layout import (
     CURSOR,
-    DETACHED,
     END,
-    EVICTED,
-    FREE,
-    LIVE,
-    MAGIC,
     NAME_MAX,
     NO_COMMIT,
     NOT_ENDED,
-    SCHEMA_AT,
-    SUPERSEDED,
     TAIL,
     VERSION,
-    Geometry,
     Header,
-    Views,
-    arrow_type,
-    decode_schema,
-    require_x86_64,
+    SegmentState,
+    SlotState,
 )
-from .symbols import SymbolReader
-from .wait import DEFAULT_WAIT, WaitStrategy
-from .writer import full_fence
+from ._ordering import full_fence, load_acquire, require_x86_64, store_release
+from ._segment import Segment
+from ._wait import DEFAULT_WAIT, WaitStrategy
 
 _RESET_CHECK_EVERY = 0.5  # seconds between checks, while idle, that the ring was not replaced
+# Plain ints for the per-read checks: numpy and int compare with them faster than with enums.
+_FREE: Final = int(SlotState.FREE)
+_ACTIVE: Final = int(SlotState.ACTIVE)
+_SUPERSEDED: Final = int(SegmentState.SUPERSEDED)
 
 
 class Reader:
-    """One named consumer of a ring. Made by :func:`attach`."""
+    """One named consumer of ring ``name``: takes a slot of ``segment`` (which it then owns) as
+    ``consumer``. Made by :func:`attach`, whose arguments it takes."""
 
     def __init__(
-        self, name: str, fd: int, head: Header, schema: dict[str, str], wait: WaitStrategy
+        self,
+        name: str,
+        segment: Segment,
+        consumer: str,
+        *,
+        resume: bool,
+        release: Literal["read", "commit"],
+        wait: WaitStrategy,
     ) -> None:
+        head = segment.header
         self.name = name
-        self.schema = schema
+        self.schema = segment.schema
         self.capacity = head.capacity
         self.generation = head.generation
         self.tag = head.tag
-        self._path = shm.path_for(name)
-        self._fd = fd
-        self._mm = shm.map_fd(fd)
-        geometry = Geometry(
-            schema, head.capacity, head.n_slots, head.max_symbols, head.symbol_bytes
-        )
-        self._v = Views(self._mm, geometry)
-        self._symbols = SymbolReader(self._v)
-        self._types = {k: arrow_type(t) for k, t in schema.items()}
-        self._arrow_schema = pa.schema(list(self._types.items()))
+        self._segment = segment
+        self._v = segment.views
+        self._fd = segment.fd
         self._wait = wait
+        self._release_on_read = release == "read"
         self._slot = -1
         self._pid = os.getpid()
         self._pos = 0  # sequence after the last record returned
         self._released = 0
-        self._release_on_read = True
         self._next_reset_check = time.monotonic() + _RESET_CHECK_EVERY
         self._idle = 0  # unsuccessful checks since records last arrived (see WaitStrategy)
-        self._whole: pa.RecordBatch | None = None
-        self._whole_dictionary: pa.Array | None = None
         self.closed = False
+        try:
+            self._path = _shm.segment_path(name)
+            self._join(consumer, resume)
+        except BaseException:
+            self.close()
+            raise
 
     # -- attaching -------------------------------------------------------------------------
 
@@ -98,23 +96,23 @@ class Reader:
         if not key or len(key) > NAME_MAX:
             raise ValueError(f"consumer name must be 1-{NAME_MAX} bytes of UTF-8: {consumer!r}")
         slots = self._v.slots
-        pid, started = procs.me()
-        with shm.locked(self._fd):
+        pid, started = _procs.me()
+        with _shm.locked(self._fd):
             names = slots["name"]
             states = slots["state"]
-            mine = [i for i in np.flatnonzero(states != FREE) if names[i] == key]
+            mine = [i for i in np.flatnonzero(states != _FREE) if names[i] == key]
             if mine:
                 i = int(mine[0])
                 holder = int(slots["pid"][i])
-                if states[i] == ACTIVE and procs.alive(holder, int(slots["start"][i])):
+                if states[i] == _ACTIVE and _procs.alive(holder, int(slots["start"][i])):
                     raise ConsumerNameInUse(
                         f"consumer name {consumer!r} is in use on ring {self.name!r} by pid "
                         f"{holder}; stop it or choose another --name"
                     )
             else:
-                free = np.flatnonzero(states == FREE)
+                free = np.flatnonzero(states == _FREE)
                 if not free.size:  # take the stalest slot no live consumer holds
-                    idle = np.flatnonzero(states != ACTIVE)
+                    idle = np.flatnonzero(states != _ACTIVE)
                     if not idle.size:
                         raise NoFreeSlot(
                             f"all {len(slots)} consumer slots of ring {self.name!r} are in use"
@@ -125,27 +123,26 @@ class Reader:
                 slots["name"][i] = key
             committed = int(slots["committed"][i])
             resuming = resume and committed != NO_COMMIT
-            start = committed if resuming else int(self._v.words[TAIL])
-            slots["cursor"][i] = start  # the cursor before the state (see writer._gating)
+            start = committed if resuming else load_acquire(self._v.words, TAIL)
+            store_release(self._v.slot_cursor, i, start)
             slots["pid"][i] = pid
             slots["start"][i] = started
-            states[i] = ACTIVE
+            store_release(states, i, SlotState.ACTIVE)  # M1: after its cursor (see Writer._gating)
         self._slot = i
         # M3: store slot, fence, load tail; move up until the writer's tail is not above us.
         while True:
             full_fence()
-            tail = int(self._v.words[TAIL])
+            tail = load_acquire(self._v.words, TAIL)
             if tail <= start:
                 break
-            if resuming:
-                self._detach()
+            if resuming:  # the constructor detaches and closes
                 raise Overrun(
                     f"consumer {consumer!r} committed up to sequence {committed}, but the ring "
                     f"now starts at {tail}: {tail - committed} records were overwritten while "
                     "it was away (it was not attached, or its release was not gating)"
                 )
             start = tail
-            slots["cursor"][i] = start
+            store_release(self._v.slot_cursor, i, start)  # M3: store, then fence and load again
         self._pos = self._released = start
 
     # -- reading ---------------------------------------------------------------------------
@@ -158,20 +155,24 @@ class Reader:
     @property
     def ended(self) -> bool:
         """True once the writer ended the stream and this consumer has read all of it."""
-        end = int(self._v.words[END])
+        end = load_acquire(self._v.words, END)  # M1: stored after the cursor it covers
         return end != NOT_ENDED and self._pos >= end
 
     def lag(self) -> int:
         """Records published but not yet returned to this consumer."""
-        return int(self._v.words[CURSOR]) - self._pos
+        return load_acquire(self._v.words, CURSOR) - self._pos  # M4
 
     def _check(self) -> None:
         """Raise if the ring was replaced or this consumer lost its slot."""
-        if int(self._v.state[0]) == SUPERSEDED or int(self._v.generation[0]) != self.generation:
+        v = self._v
+        if (
+            load_acquire(v.state, 0) == _SUPERSEDED  # M4, as all loads here
+            or load_acquire(v.generation, 0) != self.generation
+        ):
             raise RingReset(f"ring {self.name!r} was recreated by a new writer; attach again")
-        slot = self._v.slots[self._slot]
-        if int(slot["state"]) != ACTIVE or int(slot["pid"]) != self._pid:
-            why = "evicted for lagging" if int(slot["state"]) == EVICTED else "taken from it"
+        state = load_acquire(v.slot_state, self._slot)
+        if state != _ACTIVE or int(v.slot_pid[self._slot]) != self._pid:
+            why = "evicted for lagging" if state == SlotState.EVICTED else "taken from it"
             raise Overrun(
                 f"consumer {self.name_of_slot()!r} was {why}; records it had not read may be "
                 "overwritten, so it stops here instead of reading them"
@@ -190,7 +191,7 @@ class Reader:
         if self._release_on_read:
             self._release(self._pos)
         self._check()
-        available = int(self._v.words[CURSOR]) - self._pos
+        available = load_acquire(self._v.words, CURSOR) - self._pos  # M1: then the records
         if available <= 0:
             available = self._await(timeout)
             if available <= 0:
@@ -199,19 +200,19 @@ class Reader:
         at = self._pos % self.capacity
         n = min(available, max_records, self.capacity - at)
         self._pos += n
-        return self._batch(at, n)
+        return self._segment.records(at, n)
 
     def replaced(self) -> bool:
         """True once a new writer has created a ring of this name (this one is finished)."""
-        if int(self._v.state[0]) == SUPERSEDED:
+        if load_acquire(self._v.state, 0) == _SUPERSEDED:  # M4
             return True
-        return self._path.exists() and not shm.same_file(self._fd, self._path)
+        return self._path.exists() and not _shm.same_file(self._fd, self._path)
 
     def _await(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         attempt = self._idle  # kept across calls: a reader idle for long parks, short timeouts too
         while True:
-            available = int(self._v.words[CURSOR]) - self._pos
+            available = load_acquire(self._v.words, CURSOR) - self._pos  # M1: then the records
             if available > 0:
                 return available
             if self.ended:
@@ -223,7 +224,7 @@ class Reader:
             if now >= self._next_reset_check:  # kept across calls: short timeouts check too
                 self._next_reset_check = now + _RESET_CHECK_EVERY
                 self._check()
-                if int(self._v.state[0]) == CLOSED:
+                if load_acquire(self._v.state, 0) == SegmentState.CLOSED:  # M4
                     raise RingReset(f"ring {self.name!r} was closed without ending the stream")
                 if self.replaced():
                     raise RingReset(f"ring {self.name!r} was replaced; attach again")
@@ -240,33 +241,11 @@ class Reader:
             time.sleep(_RESET_CHECK_EVERY / 5)
         return True
 
-    def _batch(self, at: int, n: int) -> pa.RecordBatch:
-        """Records at ring indices [at, at + n) as a zero-copy slice of the whole-ring batch.
-
-        The whole-ring batch is built once (and again when the symbol table grows), so a read
-        costs a slice, not eleven array constructions.
-        """
-        dictionary = self._symbols.dictionary()  # loaded after the cursor: covers records < it
-        if self._whole is None or self._whole_dictionary is not dictionary:
-            arrays = []
-            cap = self.capacity
-            for name, values in self._v.columns.items():
-                typ = self._types[name]
-                data = pa.py_buffer(values)
-                if pa.types.is_dictionary(typ):
-                    indices = pa.Array.from_buffers(pa.uint32(), cap, [None, data])
-                    arrays.append(pa.DictionaryArray.from_arrays(indices, dictionary, safe=False))
-                else:
-                    arrays.append(pa.Array.from_buffers(typ, cap, [None, data]))
-            self._whole = pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
-            self._whole_dictionary = dictionary
-        return self._whole.slice(at, n)
-
     # -- positions -------------------------------------------------------------------------
 
     def _release(self, position: int) -> None:
         if position > self._released:
-            self._v.slot_cursor[self._slot] = position  # M2: after this consumer's loads
+            store_release(self._v.slot_cursor, self._slot, position)  # M2: after our loads
             self._released = position
 
     def commit(self, position: int | None = None) -> int:
@@ -276,27 +255,28 @@ class Reader:
         if position > self._pos:
             raise ValueError(f"cannot commit {position}: only {self._pos} records were read")
         self._check()
-        self._v.slots["committed"][self._slot] = position
+        store_release(self._v.slots["committed"], self._slot, position)  # M4
         if not self._release_on_read:
             self._release(position)
         return position
 
     def _detach(self) -> None:
-        with shm.locked(self._fd):
+        with _shm.locked(self._fd):
             slot = self._v.slots[self._slot]
-            if int(slot["state"]) == ACTIVE and int(slot["pid"]) == self._pid:
-                self._v.slot_state[self._slot] = DETACHED
+            if int(slot["state"]) == _ACTIVE and int(slot["pid"]) == self._pid:
+                store_release(self._v.slot_state, self._slot, SlotState.DETACHED)  # M4
 
     def close(self) -> None:
         """Release the slot (its name and commit stay for a later attach) and unmap."""
         if self.closed:
             return
         self.closed = True
-        if self._slot >= 0:
-            self._detach()
-        del self._v, self._symbols, self._whole, self._whole_dictionary
-        shm.close_map(self._mm)
-        os.close(self._fd)
+        try:
+            if self._slot >= 0:
+                self._detach()
+        finally:
+            del self._v
+            self._segment.close()
 
     def __enter__(self) -> Reader:
         return self
@@ -305,28 +285,29 @@ class Reader:
         self.close()
 
 
-def _open_live(path: os.PathLike[str]) -> tuple[int, Header] | None:
-    """Open the segment if it exists and a live or ended writer's header is complete."""
-    fd = shm.open_file(path)  # type: ignore[arg-type]
+def _open_live(path: Path) -> Segment | None:
+    """The segment at ``path`` mapped, if it exists and a live or ended writer's header is
+    complete; None otherwise (so far)."""
+    fd = _shm.open_file(path)
     if fd is None:
         return None
     try:
-        if os.fstat(fd).st_size >= 4096:
-            with open(fd, "rb", closefd=False) as f:
-                raw = f.read(SCHEMA_AT + 4096)
-            head = Header.unpack(raw)
-            if head.magic == MAGIC and head.state not in (SUPERSEDED,):
-                if head.version != VERSION:
-                    raise SchemaMismatch(
-                        f"ring at {path} has layout version {head.version}; this program "
-                        f"reads version {VERSION}: run matching versions of writer and reader"
-                    )
-                if head.state == LIVE or int.from_bytes(raw[END * 8 : END * 8 + 8], "little"):
-                    return fd, head
+        head = Header.read(fd)
+        if head is not None and head.state != SegmentState.SUPERSEDED and head.version != VERSION:
+            raise SchemaMismatch(
+                f"ring at {path} has layout version {head.version}; this program "
+                f"reads version {VERSION}: run matching versions of writer and reader"
+            )
     except BaseException:
         os.close(fd)
         raise
-    os.close(fd)
+    if head is None or head.state == SegmentState.SUPERSEDED:
+        os.close(fd)
+        return None
+    segment = Segment(fd, head)
+    if head.state == SegmentState.WRITING or load_acquire(segment.views.words, END):  # M4
+        return segment
+    segment.close()
     return None
 
 
@@ -348,38 +329,23 @@ def attach(
     columns and dtypes the caller needs; a ring without them raises :class:`SchemaMismatch`.
     """
     require_x86_64()
-    path = shm.path_for(name)
+    path = _shm.segment_path(name)
     deadline = None if timeout is None else time.monotonic() + timeout
     attempt = 0
-    while (opened := _open_live(path)) is None:
+    while (segment := _open_live(path)) is None:
         if deadline is not None and time.monotonic() >= deadline:
             raise RingNotFound(
-                f"no ring {name!r} appeared in {shm.SHM_DIR} within {timeout}s: "
+                f"no ring {name!r} appeared in {_shm.SHM_DIR} within {timeout}s: "
                 "is the engine running with the same --ring name?"
             )
         time.sleep(min(0.05, 0.001 * (1 << min(attempt, 6))))
         attempt += 1
-    fd, head = opened
-    try:
-        with open(fd, "rb", closefd=False) as f:
-            f.seek(SCHEMA_AT)
-            schema = decode_schema(f.read(head.schema_len))
-        for col, dt in (expect or {}).items():
-            if schema.get(col) != dt:
-                raise SchemaMismatch(
-                    f"ring {name!r} has column {col!r} as {schema.get(col, 'missing')}, "
-                    f"expected {dt}"
-                )
-        reader = Reader(name, fd, head, schema, wait)
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        reader._release_on_read = release == "read"
-        reader._join(consumer, resume)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            reader._slot = -1
-            reader.close()
-        raise
-    return reader
+    schema = segment.schema
+    for col, dt in (expect or {}).items():
+        if schema.get(col) != dt:
+            segment.close()
+            raise SchemaMismatch(
+                f"ring {name!r} has column {col!r} as {schema.get(col, 'missing')}, "
+                f"expected {dt}"
+            )
+    return Reader(name, segment, consumer, resume=resume, release=release, wait=wait)

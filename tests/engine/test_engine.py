@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from common.log import get_logger
+from common.schema import Mode
 from engine.checkpoint import Checkpoint, CheckpointError, recover
-from engine.control import ModeControl, parse_mode
+from engine.control import ModeControl
 from engine.historical import parse_historical
 from engine.pacing import FakeClock, Pacer
 from engine.sources import HistoricalSource
@@ -17,7 +19,7 @@ from engine.sources import HistoricalSource
 HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount,latency\n"
 
 
-def csv(rows: list[tuple[str, float]]) -> bytes:
+def csv(rows: Sequence[tuple[str, float]]) -> bytes:
     body = "".join(
         f"{i},{i},{ts},T{i}-USDT-SWAP@X,1.0,2.5,2.4,1.0,{lat}\n" for i, (ts, lat) in enumerate(rows)
     )
@@ -94,24 +96,27 @@ def test_pacer_rejects_bad_speed() -> None:
 
 
 def test_parse_mode() -> None:
-    assert [parse_mode(t) for t in ("live", " Historical\n", "", "both", "live!")] == [
-        "live", "historical", None, None, None,
+    assert [Mode.parse(t) for t in ("live", " Historical\n", "", "both", "live!")] == [
+        Mode.LIVE, Mode.HISTORICAL, None, None, None,
     ]  # fmt: skip
+    assert [str(m) for m in Mode] == ["historical", "live"]  # as the control file writes them
 
 
 def test_control_file_and_toggle(tmp_path: Path) -> None:
+    hist, live = Mode.HISTORICAL, Mode.LIVE
     ctl = ModeControl(tmp_path / "mode", get_logger("test"), check_every=0)
-    ctl.record("historical")
-    assert ctl.poll("historical") is None
+    ctl.record(hist)
+    assert (tmp_path / "mode").read_text() == "historical\n"
+    assert ctl.poll(hist) is None
     ctl.toggle()
-    assert ctl.poll("historical") == "live"
+    assert ctl.poll(hist) is live
     ctl.toggle()
     ctl.toggle()  # two toggles cancel out
-    assert ctl.poll("historical") is None
+    assert ctl.poll(hist) is None
     (tmp_path / "mode").write_text("live\n")
-    assert ctl.poll("historical") == "live"
+    assert ctl.poll(hist) is live
     (tmp_path / "mode").write_text("sideways\n")
-    assert ctl.poll("live") is None  # logged and ignored
+    assert ctl.poll(live) is None  # logged and ignored
 
 
 def test_checkpoint_roundtrip_and_corruption(tmp_path: Path) -> None:
@@ -127,7 +132,7 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path: Path) -> None:
 def test_recover_prefers_the_ring_over_a_stale_checkpoint() -> None:
     import pyarrow as pa
 
-    from ringbuffer.salvage import Salvage
+    from ringbuffer import Salvage
 
     cp = Checkpoint(stream=42, next_seq=10, pos=10)
     records = pa.table({"seq": np.array([8, 9, 10, 11, 12], np.uint64),

@@ -11,75 +11,51 @@ Invariants:
       a claim of [c, c + n) proceeds only when c + n - capacity <= gating.
   I3  ``tail`` is monotonic and announced before the writes it covers.
 
-Memory ordering (x86-64 TSO; ``layout.require_x86_64`` refuses other machines):
-  M1  Publish: the column stores of a claim precede the store of ``cursor`` in program order,
-      and x86 makes stores visible in program order. A reader that loads ``cursor`` = c and
-      then loads records below c (loads are not reordered with older loads) sees them whole.
-      CPython cannot reorder them either: each is a separate call into numpy.
-  M2  Release: a consumer's loads of a batch precede its store of its slot cursor (x86 does
-      not reorder a store before older loads), so once the writer sees the cursor move, the
-      consumer is done with those records; the writer's later stores depend on that load.
-  M3  Join (a new consumer appearing while the writer runs) is a store-then-load handshake on
-      both sides, which TSO alone does not order (store buffering), so both sides put a full
-      fence between their store and their load (``full_fence``): the writer stores ``tail``,
-      fences, loads the slots; the joiner stores its slot, fences, loads ``tail``. Either the
-      writer sees the joiner and gates on it, or the joiner sees the tail and starts above it.
-  M4  8-byte aligned loads and stores are single-copy atomic on x86-64: no torn cursor.
+Memory ordering: the argument (M1 publish, M2 release, M3 join, M4 atomic words) is in
+``_ordering``, with the only loads and stores of shared words and the only fence; the call
+sites below name the one they rely on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 
-from common.log import get_logger
-
-from . import procs, shm
-from .errors import Interrupted, RingBusy, SchemaMismatch
-from .layout import (
-    ACTIVE,
-    CLOSED,
+from . import _procs, _shm
+from ._errors import Interrupted, RingBusy, SchemaMismatch
+from ._layout import (
     CURSOR,
-    DEAD,
     END,
-    EVICTED,
-    LIVE,
     MAGIC,
+    MAGIC_WORD,
     NOT_ENDED,
     SCHEMA_AT,
-    SUPERSEDED,
     TAIL,
     VERSION,
     Geometry,
     Header,
+    SegmentState,
+    SlotState,
     Views,
     encode_schema,
-    require_x86_64,
+    header_fields,
     storage_dtype,
 )
-from .symbols import SymbolWriter
-from .wait import WRITER_WAIT, WaitStrategy
+from ._ordering import full_fence, load_acquire, load_each, require_x86_64, store_release
+from ._symbols import SymbolWriter
+from ._wait import WRITER_WAIT, WaitStrategy
 
-_log = get_logger("ring")
-_fence_lock = threading.Lock()
+_log = logging.getLogger("ringbuffer.writer")  # key=value fields in extra={"fields": ...}
 _LIVENESS_EVERY = 0.1  # seconds between pid checks of the consumers a blocked writer waits on
-
-
-def full_fence() -> None:
-    """A full memory barrier (M3): a LOCK-prefixed compare-and-swap, taken by acquiring a lock.
-
-    On x86-64 every locked instruction orders all earlier loads and stores before all later
-    ones; CPython's lock acquire and release are such atomic read-modify-writes.
-    """
-    _fence_lock.acquire()
-    _fence_lock.release()
+_ACTIVE: Final = int(SlotState.ACTIVE)  # a plain int: numpy compares it five times faster
 
 
 class Writer:
@@ -97,9 +73,9 @@ class Writer:
         self.name = name
         self.schema = dict(geometry.schema)
         self.capacity = geometry.capacity
-        self._path = shm.path_for(name)
+        self._path = _shm.segment_path(name)
         self._fd = fd
-        self._mm = shm.map_fd(fd)
+        self._mm = _shm.map_fd(fd)
         self._v = Views(self._mm, geometry)
         self._cols = self._v.columns
         self._dtypes = {k: storage_dtype(t) for k, t in self.schema.items()}
@@ -124,7 +100,7 @@ class Writer:
         return self._next
 
     def symbol_codes(self, values: Any) -> np.ndarray:
-        """uint32 codes for a ``symbol`` column, interning new strings (see ``symbols``)."""
+        """uint32 codes for a ``symbol`` column, interning new strings (see ``_symbols``)."""
         return self._symbols.codes(values)
 
     def _columns(self, batch: Mapping[str, Any] | pa.RecordBatch | pa.Table) -> dict[str, Any]:
@@ -174,7 +150,7 @@ class Writer:
                 if k > first:
                     dst[: k - first] = src[done + first : done + k]
             self._next += k
-            self._v.words[CURSOR] = self._next  # M1: after the column stores
+            store_release(self._v.words, CURSOR, self._next)  # M1: after the column stores
             done += k
         return self._next
 
@@ -187,24 +163,25 @@ class Writer:
 
     def end(self) -> None:
         """End the stream: consumers read what is published, then see the end."""
-        self._v.words[END] = self._next
+        store_release(self._v.words, END, self._next)  # M1: after the cursor store it covers
 
     # -- gating ----------------------------------------------------------------------------
 
     def _gating(self) -> tuple[int | None, np.ndarray]:
         """The minimum ACTIVE slot cursor (None without consumers), and the ACTIVE slots."""
-        states = self._v.slot_state.copy()  # states before cursors: a slot's cursor is
-        active = np.flatnonzero(states == ACTIVE)  # stored before its state becomes ACTIVE
+        # M1: states before cursors; a joiner stores its cursor before its state becomes ACTIVE
+        states = load_each(self._v.slot_state)
+        active = np.flatnonzero(states == _ACTIVE)
         if not active.size:
             return None, active
-        return int(self._v.slot_cursor[active].min()), active
+        return int(load_each(self._v.slot_cursor, active).min()), active  # M2: then reuse
 
     def _announce(self, overwrite_below: int) -> None:
         """Publish ``tail`` (I3), then fence (M3) before the gating is checked again."""
         if overwrite_below > self._tail:
             self._tail = overwrite_below
-            self._v.words[TAIL] = overwrite_below
-        full_fence()
+            store_release(self._v.words, TAIL, overwrite_below)  # M3: store tail,
+        full_fence()  # M3: fence, then (the caller) load the slots
 
     def _claim(self, want: int) -> int:
         """Reserve up to ``want`` sequences from the cursor; returns how many (>= 1)."""
@@ -248,33 +225,33 @@ class Writer:
         slots = self._v.slots
         now = time.monotonic()
         for i in active:
-            if int(slots["cursor"][i]) >= need:
+            if load_acquire(self._v.slot_cursor, i) >= need:  # M4
                 continue
             pid, started = int(slots["pid"][i]), int(slots["start"][i])
-            if procs.alive(pid, started):
+            if _procs.alive(pid, started):
                 if self._evict_after is not None and blocked_for > self._evict_after:
-                    self._retire(int(i), pid, EVICTED, f"lagged {blocked_for:.1f}s")
+                    self._retire(int(i), pid, SlotState.EVICTED, f"lagged {blocked_for:.1f}s")
                 continue
             since = self._dead_since.setdefault(int(i), now)
             if now - since >= self._dead_grace:
-                self._retire(int(i), pid, DEAD, "process died")
+                self._retire(int(i), pid, SlotState.DEAD, "process died")
 
-    def _retire(self, i: int, pid: int, state: int, why: str) -> None:
+    def _retire(self, i: int, pid: int, state: SlotState, why: str) -> None:
         slots = self._v.slots
-        with shm.locked(self._fd):  # a new attach may be taking the slot over
-            if int(slots["state"][i]) != ACTIVE or int(slots["pid"][i]) != pid:
+        with _shm.locked(self._fd):  # a new attach may be taking the slot over
+            if int(slots["state"][i]) != _ACTIVE or int(slots["pid"][i]) != pid:
                 return
-            slots["state"][i] = state
+            store_release(self._v.slot_state, i, state)  # M4: its reader sees it at its next read
         name = bytes(slots["name"][i]).rstrip(b"\0").decode()
-        level = "error" if state == EVICTED else "warning"
-        getattr(_log, level)(
-            "consumer no longer gates the writer",
-            ring=self.name,
-            consumer=name,
-            pid=pid,
-            why=why,
-            lag=self._next - int(slots["cursor"][i]),
-        )
+        fields = {
+            "ring": self.name,
+            "consumer": name,
+            "pid": pid,
+            "why": why,
+            "lag": self._next - load_acquire(self._v.slot_cursor, i),
+        }
+        level = logging.ERROR if state == SlotState.EVICTED else logging.WARNING
+        _log.log(level, "consumer no longer gates the writer", extra={"fields": fields})
         self._dead_since.pop(i, None)
 
     # -- consumers -------------------------------------------------------------------------
@@ -282,15 +259,15 @@ class Writer:
     def consumers(self) -> list[dict[str, Any]]:
         """The ACTIVE consumers: name, pid, cursor and lag (records published, not released)."""
         slots = self._v.slots
-        return [
-            {
-                "name": bytes(slots["name"][i]).rstrip(b"\0").decode(),
-                "pid": int(slots["pid"][i]),
-                "cursor": int(slots["cursor"][i]),
-                "lag": self._next - int(slots["cursor"][i]),
-            }
-            for i in np.flatnonzero(slots["state"] == ACTIVE)
-        ]
+        out = []
+        for i in np.flatnonzero(load_each(self._v.slot_state) == _ACTIVE):
+            cursor = load_acquire(self._v.slot_cursor, i)  # M4
+            name = bytes(slots["name"][i]).rstrip(b"\0").decode()
+            out.append(
+                {"name": name, "pid": int(slots["pid"][i]), "cursor": cursor,
+                 "lag": self._next - cursor}
+            )  # fmt: skip
+        return out
 
     def _poll(self, done: Any, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -323,12 +300,12 @@ class Writer:
         if self.closed:
             return
         self.closed = True
-        self._v.state[0] = CLOSED
-        if shm.same_file(self._fd, self._path):
+        store_release(self._v.state, 0, SegmentState.CLOSED)  # M4: waiting readers see it
+        if _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
         del self._v, self._cols, self._symbols
-        shm.close_map(self._mm)
+        _shm.close_map(self._mm)
         os.close(self._fd)
 
     def __enter__(self) -> Writer:
@@ -338,36 +315,38 @@ class Writer:
         self.close()
 
 
-def _reclaim(path: Any, name: str) -> int:
+def _reclaim(path: Path, name: str) -> int:
     """Retire a segment left by a writer that is gone; returns its generation (0 if unknown)."""
-    fd = shm.open_file(path)
+    fd = _shm.open_file(path)
     if fd is None:
         return 0
     try:
-        with shm.locked(fd):
-            size = os.fstat(fd).st_size
+        with _shm.locked(fd):
+            head = Header.read(fd)
             generation = 0
-            if size >= 4096:
-                mm = shm.map_fd(fd)
+            if head is not None:
+                owner = head.writer_pid, head.writer_start
+                if head.state == SegmentState.WRITING and _procs.alive(*owner):
+                    raise RingBusy(
+                        f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
+                        "stop it or use another --ring name"
+                    )
+                generation = head.generation
+                mm = _shm.map_fd(fd)
                 try:
-                    head = Header.unpack(mm[:256])
-                    if head.magic == MAGIC:
-                        if head.state == LIVE and procs.alive(head.writer_pid, head.writer_start):
-                            raise RingBusy(
-                                f"ring {name!r} is owned by a live writer (pid {head.writer_pid}); "
-                                "stop it or use another --ring name"
-                            )
-                        generation = head.generation
-                        # Old readers see SUPERSEDED and a new generation, and attach again.
-                        view = np.frombuffer(mm, np.uint8)
-                        view[16:24].view("<u8")[0] = generation + 1
-                        view[12:16].view("<u4")[0] = SUPERSEDED
-                        del view
+                    # Old readers see SUPERSEDED and a new generation, and attach again.
+                    state, gen = header_fields(mm)
+                    store_release(gen, 0, generation + 1)  # M4: either tells them
+                    store_release(state, 0, SegmentState.SUPERSEDED)
+                    del state, gen
                 finally:
-                    shm.close_map(mm)
-            if shm.same_file(fd, path):
+                    _shm.close_map(mm)
+            if _shm.same_file(fd, path):
                 os.unlink(path)
-            _log.warning("reclaimed a ring left by a stopped writer", ring=name, gen=generation)
+            _log.warning(
+                "reclaimed a ring left by a stopped writer",
+                extra={"fields": {"ring": name, "gen": generation}},
+            )
             return generation
     finally:
         os.close(fd)
@@ -407,22 +386,25 @@ def create(
     schema = dict(schema)
     schema_bytes = encode_schema(schema)
     geometry = Geometry(schema, capacity, n_slots, max_symbols, symbol_bytes)
-    path = shm.path_for(name)
+    path = _shm.segment_path(name)
     generation = _reclaim(path, name) + 1
-    fd = shm.create_file(path, geometry.size)
+    fd = _shm.create_file(path, geometry.size)
     try:
-        pid, started = procs.me()
+        pid, started = _procs.me()
         head = Header(
-            MAGIC, VERSION, LIVE, generation, capacity, n_slots, len(schema_bytes), geometry.size,
-            pid, started, tag, max_symbols, symbol_bytes, time.time_ns(),
+            MAGIC, VERSION, SegmentState.WRITING, generation, capacity, n_slots,
+            len(schema_bytes), geometry.size, pid, started, tag, max_symbols, symbol_bytes,
+            time.time_ns(),
         )  # fmt: skip
-        mm = shm.map_fd(fd)
+        mm = _shm.map_fd(fd)
         mm[SCHEMA_AT : SCHEMA_AT + len(schema_bytes)] = schema_bytes
         packed = head.pack()
         mm[8 : len(packed)] = packed[8:]
-        np.frombuffer(mm, np.uint8)[END * 8 : END * 8 + 8].view("<u8")[0] = NOT_ENDED
-        mm[0:8] = MAGIC  # last: a reader that sees the magic sees a complete header
-        shm.close_map(mm)
+        words = np.frombuffer(mm, "<u8", count=SCHEMA_AT // 8)
+        words[END] = NOT_ENDED
+        store_release(words, 0, MAGIC_WORD)  # M1: last; who sees the magic sees the header
+        del words
+        _shm.close_map(mm)
         return Writer(name, fd, geometry, wait, dead_grace, evict_after)
     except BaseException:
         os.close(fd)

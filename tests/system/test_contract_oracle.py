@@ -9,9 +9,9 @@ import pytest
 
 from tools.pipeline import ROOT, replay
 
-from .contract_oracle import expected_logs
+from ..support.oracle import expected_logs
 
-EDGE = Path(__file__).parent / "data" / "edge_cases.csv"
+EDGE = Path(__file__).parents[1] / "data" / "edge_cases.csv"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Helpers for ``tests/test_faults.py``: a ring reader that keeps tickers, a websocket quote
+"""Helpers for ``tests/system/test_faults.py``: a ring reader that keeps tickers, a websocket quote
 server that can be killed and restarted on one port, garbage CSV rows, a small tmpfs, and waits
 on conditions with deadlines.
 """
@@ -449,8 +449,8 @@ def fill(folder: Path) -> Path:
 
 
 def shm_segments() -> set[str]:
-    """Names of the ring segments in the shared-memory folder now."""
-    return {p.name for p in ringbuffer.shm.SHM_DIR.glob(f"{ringbuffer.shm.PREFIX}*")}
+    """Names of the rings whose segments are in the shared-memory folder now."""
+    return set(ringbuffer.segments())
 
 
 def stderr_field(text: str, message: str, name: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from processor.output import Chunk, LogFile, OutputWriter
 from processor.state import State
 
-from .faulttools import wait_until
+from ..support import wait_until
 
 
 @pytest.fixture
@@ -58,9 +58,16 @@ def test_parts_are_written_in_order_through_short_writes(
 
     monkeypatch.setattr(os, "writev", short_writev)
     mid = logs[0]
-    parts = [b"first line\n", memoryview(b"xsecond\n")[1:], b"", bytearray(b"third\n")]
+    parts: list[bytes | bytearray | memoryview] = [
+        b"first line\n",
+        memoryview(b"xsecond\n")[1:],
+        b"",
+        bytearray(b"third\n"),
+    ]
     for part in parts:
-        mid.append(part)
+        # append takes any buffer (it wraps it in a memoryview), but LogFile.append is annotated
+        # bytes | memoryview, which excludes bytearray under mypy's strict bytes
+        mid.append(part)  # type: ignore[arg-type]
     mid.sync()
     assert mid.path.read_bytes() == b"first line\nsecond\nthird\n" and mid.length == 24
     assert len(calls) == 4 and calls[0] == 3  # the empty part was never queued

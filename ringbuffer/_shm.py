@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import mmap
 import os
 import re
@@ -21,16 +22,36 @@ PREFIX = "ringbuffer-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
-def path_for(name: str) -> Path:
-    """The segment file of ring ``name``; the name must be a plain identifier."""
+def check_name(name: str) -> None:
+    """Raise ValueError unless ``name`` can name a ring (a plain identifier).
+
+    >>> check_name("quotes")
+    >>> check_name("../etc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: bad ring name '../etc': use 1-100 letters, digits, ...
+    """
     if not _NAME.fullmatch(name):
         raise ValueError(
             f"bad ring name {name!r}: use 1-100 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
+
+
+def segment_path(name: str) -> Path:
+    """The segment file of ring ``name`` (which need not exist); checks the name."""
+    check_name(name)
     if not SHM_DIR.is_dir():
         raise RuntimeError(f"{SHM_DIR} does not exist: the ring needs a shared-memory tmpfs")
     return SHM_DIR / f"{PREFIX}{name}"
+
+
+def segments(prefix: str = "") -> list[str]:
+    """The names of the rings whose segments are in ``SHM_DIR`` now (those that start with
+    ``prefix``), sorted: a crashed writer's segment stays until the next ``create`` of its name.
+    """
+    found = SHM_DIR.glob(f"{PREFIX}{glob.escape(prefix)}*")
+    return sorted(n for p in found if _NAME.fullmatch(n := p.name[len(PREFIX) :]))
 
 
 def create_file(path: Path, size: int) -> int:

@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from common.schema import HISTORICAL, LIVE
+from common.schema import Mode
 from processor.parallel import RenderPool
 from processor.rules import render
 
-from .test_rules import make_batch
+from ..support.quotes import make_batch
 
 
 def _batches(count: int, rows: int) -> list[pa.RecordBatch]:
@@ -18,8 +18,9 @@ def _batches(count: int, rows: int) -> list[pa.RecordBatch]:
     out = []
     for b in range(count):
         quotes = [
-            (HISTORICAL if rng.random() < 0.8 else LIVE, f"2025-10-02 23:59:{s % 60:02d}.{b:03d}",
-             f"T{b}", float(rng.uniform(0, 40)), float(rng.choice([0.0, 1.25, 99.5])),
+            (Mode.HISTORICAL if rng.random() < 0.8 else Mode.LIVE,
+             f"2025-10-02 23:59:{s % 60:02d}.{b:03d}", f"T{b}",
+             float(rng.uniform(0, 40)), float(rng.choice([0.0, 1.25, 99.5])),
              float(rng.choice([1.5, 100.25, -1.0])))
             for s in range(rows + b)  # each batch its own size and texts
         ]  # fmt: skip

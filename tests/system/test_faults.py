@@ -9,6 +9,7 @@ Tests that show a bug are ``xfail(strict=True)`` with the bug in their reason.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import random
@@ -29,14 +30,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import ringbuffer
-from common.schema import LIVE, QUOTE_SCHEMA
+from common.schema import QUOTE_SCHEMA, Mode
 from engine.historical import load_historical
 from processor.rules import render
 from tools.pipeline import replay
 
-from .conftest import TEST_PREFIX
-from .enginetools import Consumer, Proc, no_segment, run_module
-from .faulttools import (
+from ..conftest import TEST_PREFIX
+from ..support.enginetools import Consumer, Proc, no_segment, run_module
+from ..support.faulttools import (
     CSV_HEADER,
     WAIT,
     QuoteServer,
@@ -53,8 +54,17 @@ from .faulttools import (
     stderr_field,
     wait_until,
 )
-from .test_processor_cli import logs, make_quotes, out_args, read_state, reference, state_path
-from .test_processor_crash import Publisher
+from ..support.processor import (
+    Publisher,
+    attached,
+    last_seq,
+    logs,
+    out_args,
+    read_state,
+    state_path,
+    written_up_to,
+)
+from ..support.quotes import make_quotes, reference
 
 RINGS: set[str] = set()  # every ring name this module used
 
@@ -78,12 +88,11 @@ def no_shared_memory_left_by_the_module() -> Iterator[None]:
     before = shm_segments()
     yield
     pid = os.getpid()
-    prefix = ringbuffer.shm.PREFIX
-    ours = (f"{prefix}{TEST_PREFIX}{pid}-", f"{prefix}replay-{pid}-")
+    ours = (f"{TEST_PREFIX}{pid}-", f"replay-{pid}-")
     new = sorted(n for n in shm_segments() - before if n.startswith(ours))
     named = sorted(r for r in RINGS if not no_segment(r))
-    for leftover in {*new, *(prefix + r for r in named)}:
-        (ringbuffer.shm.SHM_DIR / leftover).unlink(missing_ok=True)
+    for leftover in {*new, *named}:
+        ringbuffer.segment_path(leftover).unlink(missing_ok=True)
     assert not new and not named, f"shared memory left behind: {new} {named}"
 
 
@@ -185,7 +194,7 @@ def test_flapping_feed_publishes_every_sent_quote_once(tmp_path: Path, ring: str
     got = consumer.records()
     assert len(got) == len(server.sent) and got == server.sent, "quotes lost, repeated or moved"
     assert consumer.seq == list(range(len(got))) and consumer.duplicates == 0
-    assert set(consumer.mode) == {LIVE} and set(consumer.pos) == {-1}
+    assert set(consumer.mode) == {Mode.LIVE} and set(consumer.pos) == {-1}
     assert consumer.endings == ["end"]
     drops = lines_matching(e, r" live disconnected ")
     reasons = [_reason(ln) for ln in drops]
@@ -527,7 +536,7 @@ def test_processor_disk_fills_mid_run_then_restart_is_identical(
             wait_until(lambda: any(x["pid"] == first.p.pid for x in w.consumers()), "attach")
             # at most 1,000 records ahead of what the processor made durable: many commits
             publishers.append(pub := Publisher(
-                w, q, batch=100, ahead=1000, written=lambda: _written(small) + 1
+                w, q, batch=100, ahead=1000, written=lambda: last_seq(small) + 1
             ))  # fmt: skip
             assert first.wait() == 1, first.stderr()
             pub.ahead = None  # now publish the rest
@@ -616,12 +625,6 @@ def _processor(ring: str, out: Path) -> Proc:
     return Proc("processor", [*out_args(out, ring), "--exit-at-end", "--latency-threshold", "20"])
 
 
-def _written(folder: Path, name: str = "mid-price") -> int:
-    """The last seq the processor's state file says is written (-1 before the first)."""
-    last = (read_state(state_path(folder, name)) or {}).get("last_seq")
-    return -1 if last is None else last
-
-
 @pytest.mark.parametrize("when", ["paced", "blocked"])
 def test_sigterm_to_the_engine_at_a_random_moment(
     when: str, csv20k: Path, uninterrupted: tuple, tmp_path: Path, ring: str
@@ -648,7 +651,7 @@ def test_sigterm_to_the_engine_at_a_random_moment(
                    "--wait-for-consumers", "2")  # fmt: skip
     try:
         if guard is None:
-            wait_until(lambda: _written(out) >= target, f"seq {target} written")
+            wait_until(lambda: last_seq(out) >= target, f"seq {target} written")
         else:
             while sum(map(len, guard.cols["seq"])) < target:  # a batch (<= 512) a permit
                 before = guard.reads
@@ -691,7 +694,7 @@ def test_sigint_to_the_processor_then_restart_gives_identical_logs(
     procs = [_processor(ring, out)]
     try:
         for target in sorted(rng.integers(1000, table.num_rows // 2, 2).tolist()):
-            wait_until(lambda t=target: _written(out) >= t, f"seq {target} written")
+            wait_until(functools.partial(written_up_to, out, target), f"seq {target} written")
             time.sleep(float(rng.uniform(0, 0.05)))  # a random moment, not a sync
             procs[-1].signal(signal.SIGINT)
             assert procs[-1].wait() == 0, procs[-1].stderr()
@@ -720,10 +723,10 @@ def test_sigint_while_the_processor_renders_exits_0(ring: str, tmp_path: Path) -
         out = tmp_path / f"out{attempt}"
         with ringbuffer.create(ring, QUOTE_SCHEMA, capacity=1 << 19) as w:
             proc = Proc("processor", out_args(out, ring, f"p{attempt}"))
-            wait_until(lambda p=proc: any(x["pid"] == p.p.pid for x in w.consumers()), "attach")
+            wait_until(functools.partial(attached, w, proc), "attach")
             for lo in range(0, len(q["seq"]), 50_000):
                 w.publish({k: v[lo : lo + 50_000] for k, v in q.items()})
-            wait_until(lambda o=out, a=attempt: _written(o, f"p{a}") >= 20_000, "a backlog")
+            wait_until(functools.partial(written_up_to, out, 20_000, f"p{attempt}"), "a backlog")
             for _ in range(200):  # the fault: SIGINT after SIGINT, 1 ms apart
                 if proc.p.poll() is not None:
                     break
@@ -736,6 +739,6 @@ def test_sigint_while_the_processor_renders_exits_0(ring: str, tmp_path: Path) -
 def test_module_rings_listed(ring: str) -> None:
     """The module-level /dev/shm check sees this module's rings (sanity of scenario 5)."""
     with ringbuffer.create(ring, {"seq": "uint64"}, capacity=8):
-        assert f"{ringbuffer.shm.PREFIX}{ring}" in shm_segments()
-    assert f"{ringbuffer.shm.PREFIX}{ring}" not in shm_segments()
+        assert ring in shm_segments()
+    assert ring not in shm_segments()
 

@@ -6,11 +6,11 @@ byte-identical to an uninterrupted run; the state file never claims more than is
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,93 +19,19 @@ import pytest
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
 
-from .test_processor_cli import (
-    WAIT,
+from ..support import wait_until
+from ..support.processor import (
     Proc,
-    Quotes,
+    Publisher,
     attached,
+    last_seq,
     logs,
-    make_quotes,
     out_args,
-    part,
-    publish,
     read_state,
-    reference,
-    spawn,
     state_path,
-    wait_for,
+    written_up_to,
 )
-
-__all__ = ["spawn"]  # the fixture, imported for the tests below
-
-
-class Publisher:
-    """Publishes quotes from a thread in batches, so that a processor is mid-stream.
-
-    Each batch waits ``every`` seconds; with ``ahead``, it also waits until fewer than
-    ``ahead`` records are published beyond ``written()`` (what the processor has written), so
-    the stream cannot run out while a test still means to interrupt the processor.
-    """
-
-    def __init__(
-        self, w: ringbuffer.Writer, q: Quotes, batch: int, every: float = 0.0,
-        ahead: int | None = None, written: Callable[[], int] | None = None,
-    ) -> None:  # fmt: skip
-        self.w, self.q, self.batch, self.every = w, q, batch, every
-        self.ahead, self.written = ahead, written
-        self.quit = threading.Event()
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _room(self, published: int) -> bool:
-        ahead = self.ahead  # read once: the test may lift the limit at any time
-        if ahead is None or self.written is None:
-            return True
-        return published - self.written() < ahead
-
-    def _run(self) -> None:
-        try:
-            n = len(self.q["seq"])
-            for lo in range(0, n, self.batch):
-                deadline = time.monotonic() + WAIT
-                while not self._room(lo):  # flow control: poll what the processor wrote
-                    if self.quit.wait(0.005):
-                        return
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the processor wrote nothing for {WAIT}s")
-                if self.quit.wait(self.every):  # the pace, and a way out
-                    return
-                self.w.publish(part(self.q, slice(lo, lo + self.batch)))
-            self.done.set()
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def finish(self) -> None:
-        """Wait until everything is published."""
-        wait_for("the publisher to finish", lambda: self.done.is_set() or self.error)
-        assert self.error is None, self.error
-
-    def stop(self) -> None:
-        self.quit.set()
-        self.thread.join(WAIT)
-
-
-@pytest.fixture
-def publishers() -> Iterator[list[Publisher]]:
-    made: list[Publisher] = []
-    yield made
-    for p in made:
-        p.stop()
-
-
-def last_seq(folder: Path, name: str = "mid-price") -> int:
-    """The state file's last seq (-1 before the first record)."""
-    state = read_state(state_path(folder, name)) or {}
-    value = state.get("last_seq")
-    return -1 if value is None else value
+from ..support.quotes import make_quotes, part, publish, reference
 
 
 def test_sigterm_mid_stream_leaves_consistent_logs(
@@ -115,9 +41,9 @@ def test_sigterm_mid_stream_leaves_consistent_logs(
     out = tmp_path / "out"
     with ringbuffer.create(ring_name, QUOTE_SCHEMA, capacity=1 << 18) as w:
         proc = spawn(*out_args(out, ring_name))
-        wait_for("the processor to attach", lambda: attached(w, proc))
+        wait_until(lambda: attached(w, proc), "the processor to attach")
         publishers.append(pub := Publisher(w, q, batch=500, every=0.004))
-        wait_for("some records written", lambda: last_seq(out) >= 20_000)
+        wait_until(lambda: last_seq(out) >= 20_000, "some records written")
         proc.signal(signal.SIGTERM)
         assert proc.wait() == 0, proc.stderr()
         pub.stop()
@@ -151,9 +77,9 @@ def test_kill_9_at_random_moments_then_restart_gives_identical_logs(
         steps = [0, *rng.integers(1_000, 8_000, 3).tolist()]
         for step in steps:
             proc = spawn(*out_args(out, ring_name))
-            wait_for("the processor to attach", lambda p=proc: attached(w, p))
+            wait_until(functools.partial(attached, w, proc), "the processor to attach")
             target = last_seq(out) + step
-            wait_for(f"seq {target} written", lambda t=target: last_seq(out) >= t)
+            wait_until(functools.partial(written_up_to, out, target), f"seq {target} written")
             time.sleep(float(rng.uniform(0, 0.03)))  # a random moment, not a sync
             assert proc.p.poll() is None, f"processor exited early:\n{proc.stderr()}"
             assert not pub.done.is_set(), "the stream ran out before the kill"
@@ -185,7 +111,7 @@ def test_ring_recreated_mid_stream_gives_no_duplicates(
     try:
         proc = spawn(*out_args(out, ring_name), "--exit-at-end")
         publish(w1, part(q, slice(0, 1000)))
-        wait_for("the first 1000 written", lambda: last_seq(out) == 999)
+        wait_until(lambda: last_seq(out) == 999, "the first 1000 written")
     finally:
         w1.close()  # an engine stopping without ending the stream
     with ringbuffer.create(ring_name, QUOTE_SCHEMA, capacity=1 << 12) as w2:
@@ -207,11 +133,11 @@ def test_new_ring_after_the_end_is_followed(
         proc = spawn(*out_args(out, ring_name))
         publish(w1, part(q, slice(0, 1200)))
         w1.end()
-        wait_for("the first ring read", lambda: last_seq(out) == 1199)
+        wait_until(lambda: last_seq(out) == 1199, "the first ring read")
     with ringbuffer.create(ring_name, QUOTE_SCHEMA, capacity=1 << 12) as w2:
         publish(w2, part(q, slice(1000, 2000)))
         w2.end()
-        wait_for("the second ring read", lambda: last_seq(out) == 1999)
+        wait_until(lambda: last_seq(out) == 1999, "the second ring read")
         proc.signal(signal.SIGINT)
         assert proc.wait() == 0, proc.stderr()
     assert logs(out) == reference(q)
@@ -224,7 +150,7 @@ def test_lost_records_stop_the_processor_with_exit_1(
     out = tmp_path / "out"
     with ringbuffer.create(ring_name, QUOTE_SCHEMA, capacity=256, evict_after=0.2) as w:
         proc = spawn(*out_args(out, ring_name))
-        wait_for("the processor to attach", lambda: attached(w, proc))
+        wait_until(lambda: attached(w, proc), "the processor to attach")
         proc.signal(signal.SIGSTOP)  # a processor too slow to keep up
         try:
             w.publish(q)  # blocks on the stopped processor, then evicts it and goes on

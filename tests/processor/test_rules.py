@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -12,41 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.schema import HISTORICAL, LIVE
+from common.schema import Mode
 from processor import decimals, timefmt
 from processor.rules import Rendered, render
 
-from .test_decimals import mid_ref, repr_plain
-
-UTC = pa.timestamp("ns", tz="UTC")
-EPOCH = dt.datetime(1970, 1, 1)
-Row = tuple[int, str, str, float, float, float]  # mode, timestamp, ticker, latency, bid, ask
-
-
-def ns(text: str) -> int:
-    """Nanoseconds since the epoch of a UTC timestamp text (up to 9 fraction digits)."""
-    whole, _, frac = text.replace("T", " ").partition(".")
-    seconds = int((dt.datetime.fromisoformat(whole) - EPOCH).total_seconds())
-    return seconds * 10**9 + int(frac.ljust(9, "0"))
-
-
-def make_batch(rows: Sequence[Row], stamps: Sequence[int] | None = None) -> pa.RecordBatch:
-    """A batch with the ring's schema."""
-    times = [ns(r[1]) for r in rows] if stamps is None else list(stamps)
-    n = len(rows)
-    return pa.RecordBatch.from_pydict({
-        "seq": pa.array(range(n), pa.uint64()),
-        "mode": pa.array([r[0] for r in rows], pa.uint8()),
-        "pos": pa.array(range(n), pa.int64()),
-        "ticker": pa.array([r[2] for r in rows], pa.string()).dictionary_encode(),
-        "timestamp": pa.array(times, pa.int64()).cast(UTC),
-        "arrival": pa.array(times, pa.int64()).cast(UTC),
-        "latency": pa.array([r[3] for r in rows], pa.float64()),
-        "bid_price": pa.array([r[4] for r in rows], pa.float64()),
-        "ask_price": pa.array([r[5] for r in rows], pa.float64()),
-        "bid_amount": pa.array([1.0] * n, pa.float64()),
-        "ask_amount": pa.array([1.0] * n, pa.float64()),
-    })
+from ..support.oracle import mid_ref, repr_plain
+from ..support.quotes import EPOCH, Row, make_batch, ns
 
 
 def stamp_ref(t: int) -> str:
@@ -57,12 +27,12 @@ def stamp_ref(t: int) -> str:
 def model(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> tuple[str, str]:
     """The contract, record by record."""
     mids, errors = [], []
-    cols = batch.to_pydict()
+    cols = batch.drop_columns(["timestamp", "arrival"]).to_pydict()  # ns datetimes need pandas
     times = batch.column("timestamp").cast(pa.int64()).to_pylist()
     for i, t in enumerate(times):
         stamp = stamp_ref(t)
         lat, bid, ask = cols["latency"][i], cols["bid_price"][i], cols["ask_price"][i]
-        if cols["mode"][i] == HISTORICAL and lat > threshold:
+        if cols["mode"][i] == Mode.HISTORICAL and lat > threshold:
             errors.append(f"No mid price at {stamp} as latency {repr_plain(lat)}ms is bigger "
                           f"than {repr_plain(threshold)}ms\n")
         elif not (0 < bid < math.inf and 0 < ask < math.inf):
@@ -80,14 +50,14 @@ def lines(out: Rendered) -> tuple[list[str], list[str]]:
 
 def test_contract_examples() -> None:
     batch = make_batch([
-        (HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0, 200.0, 201.0),
-        (HISTORICAL, "2025-01-01 00:00:00", "A", 1.0, 99.5, 100.5),
-        (HISTORICAL, "2025-01-01 00:00:00.5", "A", 1.0, 1.1308, 1.1309),
-        (LIVE, "2025-01-01 00:00:00.25", "A", math.nan, 2.055, 2.056),
-        (HISTORICAL, "2025-01-01 00:00:00.0005", "A", 20.0, 3.8e-08, 3.9e-08),
-        (HISTORICAL, "2025-10-02 23:59:57.290000", "AVNT", 24.435913010256233, 1.1308, 1.1309),
-        (HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 25.0, 1.0, 2.0),
-        (HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 15.5, -1.5, 0.0),
+        (Mode.HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0, 200.0, 201.0),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 1.0, 99.5, 100.5),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00.5", "A", 1.0, 1.1308, 1.1309),
+        (Mode.LIVE, "2025-01-01 00:00:00.25", "A", math.nan, 2.055, 2.056),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00.0005", "A", 20.0, 3.8e-08, 3.9e-08),
+        (Mode.HISTORICAL, "2025-10-02 23:59:57.290000", "AVNT", 24.435913010256233, 1.1308, 1.1309),
+        (Mode.HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 25.0, 1.0, 2.0),
+        (Mode.HISTORICAL, "2025-10-02 23:59:57.29", "AVNT", 15.5, -1.5, 0.0),
     ])
     mid, errors = lines(render(batch, 20.0))
     assert mid == [
@@ -110,8 +80,10 @@ def test_contract_examples() -> None:
 
 
 def test_extended_format_has_the_ticker() -> None:
-    batch = make_batch([(HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0,
-                         200.0, 201.0), (LIVE, "2025-10-02 23:59:51", "ETH", math.nan, 1.0, 3.0)])
+    batch = make_batch([
+        (Mode.HISTORICAL, "2025-10-02 23:59:50.006407", "BTC-USDT-SWAP@BINANCE", 5.0, 200.0, 201.0),
+        (Mode.LIVE, "2025-10-02 23:59:51", "ETH", math.nan, 1.0, 3.0),
+    ])
     assert lines(render(batch, 20.0, extended=True))[0] == [
         "2025-10-02 23:59:50.006, BTC-USDT-SWAP@BINANCE, 200.5",
         "2025-10-02 23:59:51.000, ETH, 2.0",
@@ -120,8 +92,8 @@ def test_extended_format_has_the_ticker() -> None:
 
 def test_threshold_boundary() -> None:
     above = float(np.nextafter(20.0, math.inf))
-    batch = make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 20.0, 1.0, 2.0),
-                        (HISTORICAL, "2025-01-01 00:00:00", "A", above, 1.0, 2.0)])
+    batch = make_batch([(Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 20.0, 1.0, 2.0),
+                        (Mode.HISTORICAL, "2025-01-01 00:00:00", "A", above, 1.0, 2.0)])
     mid, errors = lines(render(batch, 20.0))
     assert mid == ["2025-01-01 00:00:00.000, 1.5"]
     assert errors == ["No mid price at 2025-01-01 00:00:00.000 as latency 20.000000000000004ms "
@@ -129,9 +101,9 @@ def test_threshold_boundary() -> None:
 
 
 def test_live_records_are_never_latency_filtered() -> None:
-    batch = make_batch([(LIVE, "2025-01-01 00:00:00", "A", 1e9, 1.0, 2.0),
-                        (LIVE, "2025-01-01 00:00:01", "A", math.nan, 1.0, 2.0),
-                        (LIVE, "2025-01-01 00:00:02", "A", math.inf, 1.0, 2.0)])
+    batch = make_batch([(Mode.LIVE, "2025-01-01 00:00:00", "A", 1e9, 1.0, 2.0),
+                        (Mode.LIVE, "2025-01-01 00:00:01", "A", math.nan, 1.0, 2.0),
+                        (Mode.LIVE, "2025-01-01 00:00:02", "A", math.inf, 1.0, 2.0)])
     out = render(batch, 0.0)
     assert (out.n_mid, out.n_errors, out.errors) == (3, 0, b"")
 
@@ -147,7 +119,7 @@ def test_live_records_are_never_latency_filtered() -> None:
     ],
 )
 def test_invalid_quotes(bid: float, ask: float, text: str) -> None:
-    for mode in (HISTORICAL, LIVE):
+    for mode in (Mode.HISTORICAL, Mode.LIVE):
         batch = make_batch([(mode, "2025-01-01 00:00:00", "A", 1.0, bid, ask)])
         out = render(batch, 20.0)
         assert out.mid == b""
@@ -156,7 +128,7 @@ def test_invalid_quotes(bid: float, ask: float, text: str) -> None:
 
 
 def test_latency_rule_comes_first() -> None:
-    batch = make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 30.0, 0.0, math.nan)])
+    batch = make_batch([(Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 30.0, 0.0, math.nan)])
     assert lines(render(batch, 20.0))[1] == [
         "No mid price at 2025-01-01 00:00:00.000 as latency 30ms is bigger than 20ms"]
 
@@ -167,11 +139,11 @@ def test_order_is_kept_in_both_outputs() -> None:
         kind = i % 7
         stamp = f"2025-01-01 00:00:{i % 60:02d}.{i:03d}"
         if kind in (1, 4):
-            rows.append((HISTORICAL, stamp, "A", 21.0 + i, 1.0, 2.0))
+            rows.append((Mode.HISTORICAL, stamp, "A", 21.0 + i, 1.0, 2.0))
         elif kind == 2:
-            rows.append((HISTORICAL, stamp, "A", 1.0, 0.0, float(i)))
+            rows.append((Mode.HISTORICAL, stamp, "A", 1.0, 0.0, float(i)))
         else:
-            rows.append((LIVE, stamp, "A", math.nan, float(i + 1), float(i + 2)))
+            rows.append((Mode.LIVE, stamp, "A", math.nan, float(i + 1), float(i + 2)))
     batch = make_batch(rows)
     assert (render(batch, 20.0).mid.decode(), render(batch, 20.0).errors.decode()) == model(
         batch, 20.0)
@@ -180,17 +152,18 @@ def test_order_is_kept_in_both_outputs() -> None:
 def test_empty_batch() -> None:
     empty = render(make_batch([]), 20.0)
     assert (empty.mid, empty.errors, empty.n_mid, empty.n_errors) == (b"", b"", 0, 0)
-    only_errors = render(make_batch([(HISTORICAL, "2025-01-01 00:00:00", "A", 99.0, 1.0, 2.0)]),
-                         20.0)
+    only_errors = render(
+        make_batch([(Mode.HISTORICAL, "2025-01-01 00:00:00", "A", 99.0, 1.0, 2.0)]), 20.0
+    )
     assert only_errors.mid == b"" and only_errors.n_errors == 1
 
 
 def test_sliced_batch_and_slow_rows() -> None:
     rows: list[Row] = [
-        (HISTORICAL, "2025-01-01 00:00:00", "T" * 64, 1.0, 1.00000000000001, 1.00000000000002),
-        (HISTORICAL, "2025-01-01 00:00:01", "B", 1.0, 1e300, 1e300),
-        (HISTORICAL, "2025-01-01 00:00:02", "C", 1.0, 1e-17, 1.5e-17),
-        (LIVE, "2025-01-01 00:00:03", "D", math.nan, 2.0, 4.0),
+        (Mode.HISTORICAL, "2025-01-01 00:00:00", "T" * 64, 1.0, 1.00000000000001, 1.00000000000002),
+        (Mode.HISTORICAL, "2025-01-01 00:00:01", "B", 1.0, 1e300, 1e300),
+        (Mode.HISTORICAL, "2025-01-01 00:00:02", "C", 1.0, 1e-17, 1.5e-17),
+        (Mode.LIVE, "2025-01-01 00:00:03", "D", math.nan, 2.0, 4.0),
     ] * 3
     batch = make_batch(rows).slice(1, 9)
     for extended in (False, True):
@@ -234,7 +207,7 @@ price = st.one_of(
     finite,
 )
 row = st.tuples(
-    st.sampled_from([HISTORICAL, LIVE]),
+    st.sampled_from([Mode.HISTORICAL, Mode.LIVE]),
     st.integers(-(2**62), 2**62),
     st.sampled_from(["BTC-USDT-SWAP@BINANCE", "ETH", "ÄÖ-ü@X", "a b, c"]),
     st.one_of(st.floats(0, 40), st.sampled_from([20.0, math.nan, 1e300])),

@@ -6,6 +6,7 @@ import os
 import signal
 import stat
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -14,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ringbuffer
-from ringbuffer import shm
 
-from .ringprocs import CTX, WAIT, consume_all, hold, step_reader, write_and_die
+from ..support.ringprocs import CTX, WAIT, consume_all, hold, step_reader, write_and_die
 
 SCHEMA = {"seq": "uint64", "val": "float64"}
 
@@ -24,6 +24,12 @@ SCHEMA = {"seq": "uint64", "val": "float64"}
 def batch(start: int, n: int) -> dict[str, np.ndarray]:
     seq = np.arange(start, start + n, dtype=np.uint64)
     return {"seq": seq, "val": seq.astype(np.float64) * 0.5}
+
+
+def got(b: pa.RecordBatch | None) -> pa.RecordBatch:
+    """The batch a read returned (for the type checker: it was not None)."""
+    assert b is not None, "the read returned nothing"
+    return b
 
 
 def start(target, *args):
@@ -65,7 +71,7 @@ def test_roundtrip_types_and_zero_copy(ring_name: str) -> None:
                 "bid": np.array([1.5, 0.0, 3e-08]),
             }
         )
-        b = r.read(timeout=1)
+        b = got(r.read(timeout=1))
         assert b.schema.field("ts").type == pa.timestamp("ns", tz="UTC")
         assert b.column("ticker").to_pylist() == tickers
         assert b.column("ts").cast(pa.int64()).to_pylist()[2] == 1_700_000_000_123_456_789
@@ -81,10 +87,10 @@ def test_wrap_around_gives_at_most_two_slices(ring_name: str) -> None:
     with ringbuffer.create(ring_name, SCHEMA, capacity=8) as w:
         r = ringbuffer.attach(ring_name, "a", timeout=1)
         w.publish(batch(0, 6))
-        assert r.read(timeout=1).num_rows == 6
+        assert got(r.read(timeout=1)).num_rows == 6
         assert r.read(timeout=0) is None  # releases the first batch
         w.publish(batch(6, 6))  # occupies indices 6, 7, 0..3
-        first, second = r.read(timeout=1), r.read(timeout=1)
+        first, second = got(r.read(timeout=1)), got(r.read(timeout=1))
         assert (first.num_rows, second.num_rows) == (2, 4)
         assert first.column("seq").to_pylist() + second.column("seq").to_pylist() == list(
             range(6, 12)
@@ -115,14 +121,14 @@ def test_interleaved_order_no_loss(capacity_log: int, sizes: list[int], reads: l
         assert not t.is_alive()
         assert got == list(range(sum(sizes)))
         r.close()
-    assert not (shm.SHM_DIR / f"{shm.PREFIX}{name}").exists()
+    assert not ringbuffer.segment_path(name).exists()
 
 
 def test_late_joiner_starts_at_oldest_record(ring_name: str) -> None:
     with ringbuffer.create(ring_name, SCHEMA, capacity=8) as w:
         w.publish(batch(0, 5))
         r = ringbuffer.attach(ring_name, "early", timeout=1)
-        assert r.read(timeout=1).column("seq").to_pylist() == [0, 1, 2, 3, 4]
+        assert got(r.read(timeout=1)).column("seq").to_pylist() == [0, 1, 2, 3, 4]
         r.close()
         w.publish(batch(5, 7))  # no live reader: records 0..3 are overwritten
         late = ringbuffer.attach(ring_name, "late", timeout=1)
@@ -139,7 +145,7 @@ def test_end_of_stream(ring_name: str) -> None:
         w.publish(batch(0, 3))
         w.end()
         assert not r.ended
-        assert r.read(timeout=1).num_rows == 3
+        assert got(r.read(timeout=1)).num_rows == 3
         assert r.read(timeout=5) is None and r.ended
         assert w.wait_drained(timeout=1)
         r.close()
@@ -159,7 +165,7 @@ def test_schema_checks(ring_name: str) -> None:
 
 def test_corrupt_header_is_a_clear_error(ring_name: str) -> None:
     with ringbuffer.create(ring_name, SCHEMA, capacity=8):
-        path = shm.path_for(ring_name)
+        path = ringbuffer.segment_path(ring_name)
         with open(path, "r+b") as f:
             f.seek(8)
             f.write((99).to_bytes(4, "little"))  # layout version 99
@@ -173,7 +179,7 @@ def test_segment_mode_0600_and_removed_on_close(ring_name: str) -> None:
         w = ringbuffer.create(ring_name, SCHEMA, capacity=8)
     finally:
         os.umask(old)
-    path = shm.path_for(ring_name)
+    path = ringbuffer.segment_path(ring_name)
     assert ring_name in path.name
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     w.close()
@@ -211,7 +217,7 @@ def test_many_readers_order_and_no_loss_across_wraps(ring_name: str, readers: in
         rng = np.random.default_rng(readers)
         at = 0
         while at < total:
-            n = int(min(rng.integers(1, 3 * capacity), total - at))  # some larger than the ring
+            n = min(int(rng.integers(1, 3 * capacity)), total - at)  # some larger than the ring
             w.publish(batch(at, n))
             at += n
         w.end()
@@ -280,7 +286,7 @@ def test_resume_after_overwrite_is_a_loud_overrun(ring_name: str) -> None:
     with ringbuffer.create(ring_name, SCHEMA, capacity=8) as w:
         r = ringbuffer.attach(ring_name, "proc", timeout=1)
         w.publish(batch(0, 4))
-        assert r.read(max_records=2, timeout=1).num_rows == 2
+        assert got(r.read(max_records=2, timeout=1)).num_rows == 2
         r.commit()
         r.close()
         w.publish(batch(4, 20))  # nobody gates: 2..15 are overwritten
@@ -302,10 +308,10 @@ def test_crashed_writer_segment_is_reclaimed(ring_name: str) -> None:
     p = start(write_and_die, ring_name, child)
     assert recv(ready, "writer to publish") == 10
     old = ringbuffer.attach(ring_name, "old", timeout=1)
-    assert old.read(timeout=1).num_rows == 10
+    assert got(old.read(timeout=1)).num_rows == 10
     os.kill(p.pid, signal.SIGKILL)
     p.join(WAIT)
-    assert shm.path_for(ring_name).exists()  # a crash leaves the segment
+    assert ringbuffer.segment_path(ring_name).exists()  # a crash leaves the segment
     with ringbuffer.create(ring_name, SCHEMA, capacity=64) as w:
         with pytest.raises(ringbuffer.RingReset, match="recreated"):
             old.read(timeout=1)
@@ -313,7 +319,7 @@ def test_crashed_writer_segment_is_reclaimed(ring_name: str) -> None:
         fresh = ringbuffer.attach(ring_name, "old", timeout=1)
         assert fresh.generation == old.generation + 1
         w.publish(batch(0, 3))
-        assert fresh.read(timeout=1).num_rows == 3
+        assert got(fresh.read(timeout=1)).num_rows == 3
         fresh.close()
 
 
@@ -330,7 +336,7 @@ def test_evicted_reader_fails_with_overrun(ring_name: str) -> None:
 
 def test_wait_strategy_parks_after_sleeping_park_after(monkeypatch: pytest.MonkeyPatch) -> None:
     naps: list[float] = []
-    monkeypatch.setattr(ringbuffer.wait.time, "sleep", naps.append)
+    monkeypatch.setattr(time, "sleep", naps.append)
     w = ringbuffer.WaitStrategy(spins=2, yields=1, min_sleep=1e-4, max_sleep=1e-3,
                                 park_after=4e-3, park_sleep=5e-3)  # fmt: skip
     for attempt in range(10):
@@ -348,7 +354,7 @@ class _Recorder:
 
     def pause(self, attempt: int) -> None:
         self.attempts.append(attempt)
-        ringbuffer.wait.time.sleep(1e-4)
+        time.sleep(1e-4)
 
 
 def test_idle_reader_keeps_backing_off_across_reads(ring_name: str) -> None:
@@ -361,7 +367,7 @@ def test_idle_reader_keeps_backing_off_across_reads(ring_name: str) -> None:
         assert r.read(timeout=0.02) is None  # goes on from where the first read left off
         assert first[0] == 0 and wait.attempts[len(first)] == first[-1] + 1
         w.publish({"seq": np.arange(3, dtype=np.uint64)})
-        assert r.read(timeout=WAIT).num_rows == 3
+        assert got(r.read(timeout=WAIT)).num_rows == 3
         wait.attempts.clear()
         assert r.read(timeout=0.02) is None  # records arrived: back to the start
         assert wait.attempts[0] == 0

@@ -1,5 +1,8 @@
 """The shared-memory segment: its layout, and typed views onto it.
 
+This is the one description of the layout that the writer, the readers and salvage depend on;
+any change to it changes ``VERSION``.
+
 One segment holds everything, in this order (offsets in bytes)::
 
     0       header        magic, version, state, generation, capacity, sizes, writer identity
@@ -23,17 +26,18 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import platform
 import struct
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Final
 
 import numpy as np
 import pyarrow as pa
 
-from .errors import SchemaMismatch
+from ._errors import SchemaMismatch
 
 MAGIC: Final = b"QRING\x00\x00\x01"
+MAGIC_WORD: Final = int.from_bytes(MAGIC, "little")  # the magic as header word 0
 VERSION: Final = 1
 
 # Header words, as uint64 indices into the segment.
@@ -49,22 +53,37 @@ SLOTS_AT: Final = 4096
 SLOT_SIZE: Final = 128
 NAME_MAX: Final = 32
 
-# Segment states (header field ``state``).
-LIVE: Final = 1  # a writer owns it
-CLOSED: Final = 2  # the writer closed it cleanly
-SUPERSEDED: Final = 3  # a new writer replaced it; readers must attach again
 
-# Slot states. Only ACTIVE slots gate the writer.
-FREE: Final = 0
-ACTIVE: Final = 1
-DETACHED: Final = 2  # closed cleanly; keeps its name and commit for a later attach
-DEAD: Final = 3  # its process died; keeps its name and commit
-EVICTED: Final = 4  # the writer stopped waiting for it (opt-in lag policy)
-NO_COMMIT: Final = (1 << 64) - 1
+class SegmentState(IntEnum):
+    """The header's ``state`` word (uint32; the values are the on-disk ones)."""
+
+    WRITING = 1  # a writer owns it (it may have crashed: its pid tells)
+    CLOSED = 2  # the writer closed it cleanly
+    SUPERSEDED = 3  # a new writer replaced it; readers must attach again
+
+
+class SlotState(IntEnum):
+    """A consumer slot's ``state`` word (uint32; the values are the on-disk ones).
+
+    Only ACTIVE slots gate the writer. numpy compares an array with an IntEnum member about five
+    times slower than with a plain int, so the hot paths compare with ``int(SlotState.X)``.
+    """
+
+    FREE = 0
+    ACTIVE = 1
+    DETACHED = 2  # closed cleanly; keeps its name and commit for a later attach
+    DEAD = 3  # its process died; keeps its name and commit
+    EVICTED = 4  # the writer stopped waiting for it (opt-in lag policy)
+
+
+NO_COMMIT: Final = (1 << 64) - 1  # a slot's ``committed`` before its first commit
 
 _HEADER = struct.Struct("<8sIIQQIIQQQQQQQ")
 # magic, version, state, generation, capacity, n_slots, schema_len, segment_size,
 # writer_pid, writer_start, tag, max_symbols, symbol_bytes, created_ns
+#: Byte offsets of the header fields that change after create (``Header`` names the rest).
+STATE_OFFSET: Final = struct.calcsize("<8sI")  # uint32, a SegmentState
+GENERATION_OFFSET: Final = struct.calcsize("<8sII")  # uint64
 
 SLOT_DTYPE: Final = np.dtype(
     {
@@ -76,26 +95,10 @@ SLOT_DTYPE: Final = np.dtype(
 )
 
 #: Ring dtypes beyond numpy's: how they are stored, and how readers see them in Arrow.
-_SPECIAL: Final = {
+_SPECIAL: Final[dict[str, tuple[np.dtype, pa.DataType]]] = {
     "symbol": (np.dtype("<u4"), pa.dictionary(pa.uint32(), pa.string())),
     "timestamp[ns]": (np.dtype("<i8"), pa.timestamp("ns", tz="UTC")),
 }
-
-
-def require_x86_64() -> None:
-    """Refuse to run where the memory-ordering argument of this package does not hold.
-
-    The ring relies on x86-64's total store order (see ``writer`` and ``reader``): stores
-    become visible in program order, loads are not reordered with other loads, and aligned
-    8-byte loads and stores are atomic. Weaker architectures (ARM, POWER) would need real
-    acquire/release atomics, which plain numpy stores are not.
-    """
-    machine = platform.machine().lower()
-    if machine not in ("x86_64", "amd64") and not os.environ.get("RINGBUFFER_UNSAFE_ARCH"):
-        raise RuntimeError(
-            f"ringbuffer needs x86-64 memory ordering; this machine is {machine!r}. "
-            "Run on x86-64 (or port the ring to real atomics)."
-        )
 
 
 def storage_dtype(ring_dtype: str) -> np.dtype:
@@ -183,9 +186,35 @@ class Header:
     def unpack(cls, buf: memoryview | bytes) -> Header:
         return cls(*_HEADER.unpack_from(buf, 0))
 
+    @classmethod
+    def read(cls, fd: int) -> Header | None:
+        """The header of the segment open as ``fd``, or None while it has none: the file is
+        shorter than the header page, or its creator has not stored the magic yet.
 
-STATE_OFFSET: Final = 12  # byte offset of the header's ``state`` (uint32)
-GENERATION_OFFSET: Final = 16  # byte offset of the header's ``generation`` (uint64)
+        The one reader of the header (attach, salvage and reclaim use it); the caller checks
+        the version. The creator stores the magic last (M1 in ``_ordering``), so the magic is
+        loaded first, then, by a later load, the fields it covers.
+        """
+        if os.fstat(fd).st_size < SLOTS_AT or os.pread(fd, len(MAGIC), 0) != MAGIC:
+            return None
+        return cls.unpack(os.pread(fd, _HEADER.size, 0))
+
+    def read_schema(self, fd: int) -> dict[str, str]:
+        """The columns of the segment open as ``fd`` (this is its header)."""
+        return decode_schema(os.pread(fd, self.schema_len, SCHEMA_AT))
+
+    def geometry(self, schema: dict[str, str]) -> Geometry:
+        """Where everything is in this segment, whose columns are ``schema``."""
+        return Geometry(schema, self.capacity, self.n_slots, self.max_symbols, self.symbol_bytes)
+
+
+def header_fields(buf: mmap.mmap) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the header's changing fields in a mapped segment: ``state``, ``generation``."""
+    raw = np.frombuffer(buf, dtype=np.uint8, count=SLOTS_AT)
+    return (
+        raw[STATE_OFFSET : STATE_OFFSET + 4].view("<u4"),
+        raw[GENERATION_OFFSET : GENERATION_OFFSET + 8].view("<u8"),
+    )
 
 
 class Views:
@@ -195,11 +224,11 @@ class Views:
         g = geometry
         self.raw = np.frombuffer(mm, dtype=np.uint8)
         self.words = self.raw[: SLOTS_AT].view("<u8")
-        self.state = self.raw[STATE_OFFSET : STATE_OFFSET + 4].view("<u4")
-        self.generation = self.raw[GENERATION_OFFSET : GENERATION_OFFSET + 8].view("<u8")
+        self.state, self.generation = header_fields(mm)
         self.slots = self.raw[SLOTS_AT : SLOTS_AT + g.n_slots * SLOT_SIZE].view(SLOT_DTYPE)
         self.slot_cursor = self.slots["cursor"]
         self.slot_state = self.slots["state"]
+        self.slot_pid = self.slots["pid"]
         offsets_at = g.symbol_offsets_at
         self.symbol_offsets = self.raw[offsets_at : offsets_at + 4 * (g.max_symbols + 1)].view(
             "<i4"

@@ -19,7 +19,7 @@ def consume_all(
     """Attach, signal ready, read to the end; check order; send (count, sum, first, ok)."""
     r = ringbuffer.attach(ring, consumer, timeout=WAIT)
     ready.send(r.position)
-    count, total, first, expected, ok = 0, 0, None, None, True
+    count, total, first, expected, ok = 0, 0, None, 0, True
     rng = np.random.default_rng(abs(hash(consumer)) % 2**32)
     while True:
         batch = r.read(max_records=int(rng.integers(1, max_records + 1)), timeout=WAIT)

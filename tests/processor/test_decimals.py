@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -12,37 +12,7 @@ from hypothesis import strategies as st
 
 from processor import decimals
 
-
-def repr_plain(x: float) -> str:
-    """Independent reference: repr with its exponent expanded, no trailing ".0"."""
-    if math.isnan(x) or math.isinf(x):
-        return repr(x)
-    text = repr(x)
-    sign = "-" if text.startswith("-") else ""
-    text = text.lstrip("-")
-    mantissa, _, exp = text.partition("e")
-    whole, _, frac = mantissa.partition(".")
-    digits = (whole + frac).lstrip("0") or "0"
-    point = len(whole) + int(exp or 0) - (len(whole + frac) - len((whole + frac).lstrip("0")))
-    if digits == "0":
-        return sign + "0"
-    digits = digits.rstrip("0") if point <= len(digits) else digits
-    if point <= 0:
-        out = "0." + "0" * -point + digits
-    elif point >= len(digits):
-        out = digits + "0" * (point - len(digits))
-    else:
-        out = digits[:point] + "." + digits[point:]
-    return sign + out
-
-
-def mid_ref(bid: float, ask: float) -> str:
-    """The definition: nearest float to the exact decimal mean, shortest plain, with ".0"."""
-    with localcontext() as ctx:
-        ctx.prec = 1000
-        mid = float((Decimal(repr(bid)) + Decimal(repr(ask))) / 2)
-    text = repr_plain(mid)
-    return text if "." in text else text + ".0"
+from ..support.oracle import mid_ref, repr_plain
 
 
 def mid_texts(bid: list[float], ask: list[float]) -> list[str]:

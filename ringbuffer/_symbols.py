@@ -4,7 +4,7 @@ A record carries 4 bytes instead of a 64-byte padded string, and readers see the
 Arrow dictionary array whose dictionary is itself a zero-copy view of the table. Entries are
 written once and never change; the writer publishes the new count (header word SYMBOLS) after
 the entry's bytes and offset and before any record that uses it, so a reader that sees a record
-also sees its symbol (x86-64 store order; see ``writer``).
+also sees its symbol (M1 in ``_ordering``).
 
 Limits: ``max_symbols`` entries and ``symbol_bytes`` bytes of UTF-8 per ring, chosen at create
 (defaults 65,536 and 4 MiB); any single ticker of up to 64 bytes fits.
@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import SymbolTableFull
-from .layout import SYMBOLS, Views
+from ._errors import SymbolTableFull
+from ._layout import SYMBOLS, Views
+from ._ordering import load_acquire, store_release
 
 
 class SymbolWriter:
@@ -68,8 +69,7 @@ class SymbolWriter:
             dtype=np.uint32,
             count=len(arr.dictionary),
         )
-        # Publish the count only after the entries (store order: entries, then count).
-        self._v.words[SYMBOLS] = self._count
+        store_release(self._v.words, SYMBOLS, self._count)  # M1: after the entries
         return mapping[arr.indices.to_numpy(zero_copy_only=False)]
 
 
@@ -83,7 +83,7 @@ class SymbolReader:
 
     def dictionary(self) -> pa.Array:
         """All published symbols as a zero-copy Arrow string array (index = code)."""
-        count = int(self._v.words[SYMBOLS])
+        count = load_acquire(self._v.words, SYMBOLS)  # M1: then the entries
         if count != self._count:
             offsets = self._v.symbol_offsets[: count + 1]
             data = self._v.symbol_data[: int(offsets[count]) if count else 0]

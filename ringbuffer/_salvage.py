@@ -11,16 +11,17 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from . import procs, shm
-from .errors import RingBusy
-from .layout import CURSOR, LIVE, MAGIC, SCHEMA_AT, TAIL, VERSION, Header, decode_schema
-from .reader import Reader
-from .wait import DEFAULT_WAIT
+from . import _procs, _shm
+from ._errors import RingBusy
+from ._layout import CURSOR, TAIL, VERSION, Header, SegmentState
+from ._ordering import load_acquire
+from ._segment import Segment
 
 
 @dataclass(frozen=True)
 class Salvage:
-    """The intact records of an abandoned segment: sequences [start, cursor) as a copied table."""
+    """The intact records of an abandoned segment: sequences [start, cursor) as a table that owns
+    its memory, with the ``tag`` and ``generation`` the dead writer created the ring with."""
 
     tag: int
     generation: int
@@ -30,45 +31,46 @@ class Salvage:
 
 
 def salvage(name: str) -> Salvage | None:
-    """The records left in ring ``name`` by a writer that is gone, or None if there is no ring.
+    """Read what a dead writer left in ring ``name``: None if there is no ring of that name (or
+    one of another layout version).
 
     Raises :class:`RingBusy` while a live writer owns it. Records below ``tail`` are not taken:
-    a crashed claim may have been overwriting them.
+    a crashed claim may have been overwriting them. The segment is left as it is (the next
+    ``create`` of the name reclaims it).
     """
-    path = shm.path_for(name)
-    fd = shm.open_file(path)
+    fd = _shm.open_file(_shm.segment_path(name))
     if fd is None:
         return None
     try:
-        with open(fd, "rb", closefd=False) as f:
-            raw = f.read(SCHEMA_AT + 4096)
-        if len(raw) < SCHEMA_AT or (head := Header.unpack(raw)).magic != MAGIC:
-            return None
-        if head.version != VERSION:
-            return None
-        if head.state == LIVE and procs.alive(head.writer_pid, head.writer_start):
-            raise RingBusy(f"ring {name!r} is owned by a live writer (pid {head.writer_pid})")
-        schema = decode_schema(raw[SCHEMA_AT : SCHEMA_AT + head.schema_len])
-        reader = Reader(name, os.dup(fd), head, schema, DEFAULT_WAIT)
-    finally:
+        head = Header.read(fd)
+        if head is not None and head.version == VERSION:
+            owner = head.writer_pid, head.writer_start
+            if head.state == SegmentState.WRITING and _procs.alive(*owner):
+                raise RingBusy(f"ring {name!r} is owned by a live writer (pid {head.writer_pid})")
+    except BaseException:
         os.close(fd)
+        raise
+    if head is None or head.version != VERSION:
+        os.close(fd)
+        return None
+    segment = Segment(fd, head)
     try:
-        words = reader._v.words
-        cursor, tail = int(words[CURSOR]), int(words[TAIL])
+        words = segment.views.words
+        cursor = load_acquire(words, CURSOR)  # M4; the writer is gone, nothing moves
+        tail = load_acquire(words, TAIL)
         start = max(tail, cursor - head.capacity, 0)
         batches = []
         pos = start
         while pos < cursor:
             at = pos % head.capacity
             n = min(cursor - pos, head.capacity - at)
-            batches.append(reader._batch(at, n))
+            batches.append(segment.records(at, n))
             pos += n
         # Copy out of the mapping: the segment is about to be removed.
-        records = _detached_copy(reader._arrow_schema, batches)
+        records = _detached_copy(segment.arrow_schema, batches)
         return Salvage(head.tag, head.generation, start, cursor, records)
     finally:
-        reader._slot = -1
-        reader.close()
+        segment.close()
 
 
 def _detached_copy(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.Table:

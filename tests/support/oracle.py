@@ -9,7 +9,7 @@ import csv
 import math
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 TS = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
 
@@ -68,12 +68,12 @@ def records(path: str) -> list[tuple[int, int, int, float, float, float]]:
             ticker = row[col["ticker"]]
             bid, ask = number(row[col["bid_price"]]), number(row[col["ask_price"]])
             latency = number(row[col["latency"]])
-            if None in (ts, bid, ask, latency) or latency < 0:  # type: ignore[operator]
+            if ts is None or bid is None or ask is None or latency is None or latency < 0:
                 continue
             if not ticker or len(ticker.encode()) > 64:
                 continue
             delay = 2**63 if math.isinf(latency) else round(Decimal(repr(latency)) * 10**6)
-            out.append((ts + delay, order, ts, bid, ask, latency))  # type: ignore[operator]
+            out.append((ts + delay, order, ts, bid, ask, latency))
     return out
 
 
@@ -91,3 +91,35 @@ def expected_logs(path: str, threshold: float, out_mid: str, out_err: str) -> No
             else:
                 mid = float((Decimal(repr(bid)) + Decimal(repr(ask))) / 2)
                 mids.write(f"{at}, {plain(mid, True)}\n")
+
+
+def repr_plain(x: float) -> str:
+    """Independent reference: repr with its exponent expanded, no trailing ".0"."""
+    if math.isnan(x) or math.isinf(x):
+        return repr(x)
+    text = repr(x)
+    sign = "-" if text.startswith("-") else ""
+    text = text.lstrip("-")
+    mantissa, _, exp = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0") or "0"
+    point = len(whole) + int(exp or 0) - (len(whole + frac) - len((whole + frac).lstrip("0")))
+    if digits == "0":
+        return sign + "0"
+    digits = digits.rstrip("0") if point <= len(digits) else digits
+    if point <= 0:
+        out = "0." + "0" * -point + digits
+    elif point >= len(digits):
+        out = digits + "0" * (point - len(digits))
+    else:
+        out = digits[:point] + "." + digits[point:]
+    return sign + out
+
+
+def mid_ref(bid: float, ask: float) -> str:
+    """The definition: nearest float to the exact decimal mean, shortest plain, with ".0"."""
+    with localcontext() as ctx:
+        ctx.prec = 1000
+        mid = float((Decimal(repr(bid)) + Decimal(repr(ask))) / 2)
+    text = repr_plain(mid)
+    return text if "." in text else text + ".0"
