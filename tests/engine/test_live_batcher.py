@@ -232,7 +232,7 @@ def test_idle_timeout_zero_turns_idle_detection_off() -> None:
 def test_settings_out_of_range_are_refused() -> None:
     for bad in ({"batch_records": 0}, {"max_pending": 0}, {"batch_interval": 0.0}):
         with pytest.raises(ValueError):
-            Batcher(**bad)  # type: ignore[arg-type]
+            Batcher(**bad)
 
 
 # --- whatever the order of events ----------------------------------------------------------------
