@@ -30,22 +30,21 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 Handler = Callable[[ServerConnection, int], Awaitable[None]]
-#: How :meth:`WsServer.drop` ends the connections.
-Drop = Literal["close", "fin", "rst"]
+#: The ways :meth:`WsServer.drop` can end the connections.
+DROPS = ("close", "fin", "rst")
 
 
 class WsServer:
     """A websockets server: a handler per connection, counted, droppable (module docstring).
 
     ``options`` go to ``websockets.asyncio.server.serve`` (``compression`` is off unless
-    given). ``loop_factory`` makes the loop of the thread that :meth:`start` runs; asyncio's
-    own by default.
+    given). The thread that :meth:`start` runs has asyncio's own event loop.
     """
 
     def __init__(
@@ -54,7 +53,6 @@ class WsServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
         **options: Any,
     ) -> None:
         self.host = host
@@ -66,7 +64,6 @@ class WsServer:
         self._options: dict[str, Any] = {"compression": None, **options}
         self._server: Server | None = None
         self._closing: Server | None = None  # dropped, its handlers maybe still running
-        self._loop_factory = loop_factory or asyncio.new_event_loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -101,10 +98,12 @@ class WsServer:
         await ws.send(frame, text=text)
         self.frames += 1
 
-    def drop(self, how: Drop = "close", *, code: int = 1001, reason: str = "") -> None:
+    def drop(self, how: str = "close", *, code: int = 1001, reason: str = "") -> None:
         """Stop listening and end every connection: ``close`` sends a close frame (``code``,
-        ``reason``), ``fin`` closes TCP without one, ``rst`` aborts TCP. Returns at once;
-        :meth:`wait_closed` waits for the handlers."""
+        ``reason``), ``fin`` closes TCP without one, ``rst`` aborts TCP (ValueError for
+        anything else). Returns at once; :meth:`wait_closed` waits for the handlers."""
+        if how not in DROPS:
+            raise ValueError(f"how must be one of {', '.join(DROPS)}, not {how!r}")
         server, self._server = self._server, None
         if server is None:
             return
@@ -135,7 +134,7 @@ class WsServer:
         return True
 
     async def shutdown(
-        self, how: Drop = "close", *, code: int = 1001, reason: str = "",
+        self, how: str = "close", *, code: int = 1001, reason: str = "",
         timeout: float | None = None,
     ) -> bool:  # fmt: skip
         """:meth:`drop`, then :meth:`wait_closed`."""
@@ -164,7 +163,7 @@ class WsServer:
         """Listen from a thread of its own (made on first use), at once: the port is bound
         when this returns."""
         if self._thread is None:
-            loop = self._loop_factory()
+            loop = asyncio.new_event_loop()
             self._loop = loop
             self._thread = threading.Thread(target=loop.run_forever, name="ws-server",
                                             daemon=True)  # fmt: skip
@@ -172,7 +171,7 @@ class WsServer:
         self.call(self.listen())
         return self
 
-    def kill(self, how: Drop = "close", *, code: int = 1001, reason: str = "",
+    def kill(self, how: str = "close", *, code: int = 1001, reason: str = "",
              timeout: float = 10.0) -> None:  # fmt: skip
         """Drop every connection and stop listening (see :meth:`drop`); returns once the
         handlers have returned and the port is free. TimeoutError after ``timeout`` seconds."""

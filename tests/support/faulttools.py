@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection
 
 import ringbuffer
-from engine.wsserver import Drop, WsServer
+from engine.wsserver import WsServer
 
 WAIT = 30.0
 
@@ -237,7 +237,7 @@ class QuoteServer(WsServer):
 
         self.call(go())
 
-    def kill(self, how: Drop = "close", *, code: int = 1001, reason: str = "restarting",
+    def kill(self, how: str = "close", *, code: int = 1001, reason: str = "restarting",
              timeout: float = 10.0) -> None:  # fmt: skip
         """Drop every connection and stop listening. ``how``: ``fin`` (TCP close without a
         websocket close frame), ``rst`` (TCP reset), ``close`` (close frame 1001 "restarting").
