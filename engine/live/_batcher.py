@@ -25,10 +25,10 @@ The rules:
   is waiting for one is idle-dead (:meth:`idle`); time spent not reading because the queue is
   full does not count. ``idle_timeout <= 0`` turns the rule off.
 
-Threads: one thread makes every call except :meth:`take` and :attr:`pending`, which one other
-thread may make at the same time (the queue is a ``collections.deque``, whose ``append`` and
-``popleft`` are atomic; only the first thread appends, only the second takes). Waiting for a
-batch or for room is the caller's business (``engine.live._bridge``).
+Threads: :meth:`take` and :attr:`pending` may be called from one other thread while the rest
+is being called (the queue is a ``collections.deque``, whose ``append`` and ``popleft`` are
+atomic; one thread appends, the other takes); every other call comes from one thread at a
+time. Waiting for a batch or for room is the caller's business (``engine.live._bridge``).
 
 >>> b = Batcher(batch_records=3, batch_interval=0.5, max_pending=1, idle_timeout=10.0)
 >>> b.connected(now=0.0)
