@@ -1,12 +1,14 @@
-"""The processor's main loop: attach, read, drop re-sent records, render, hand to the writer.
+"""The processor's main loop: read, render, hand to the writer, commit what is durable.
 
-Only the main thread touches the ring. Each batch is rendered (``processor.rules.render``, two
-at a time on worker threads: ``processor.parallel``) and queued, in order, to the writer thread
-(``processor.output``) with the ring position after it; when the writer reports a position
-durable (logs fsynced, state file replaced) the main thread commits it to the ring (attached
-with ``release="commit"``, so uncommitted records stay in the ring). A restart truncates the
-logs to the state's lengths and drops records whose ``seq`` is at or below the state's
-``last_seq``: a kill at any moment, then a restart, gives the same logs as an uninterrupted run.
+Only the main thread touches the ring, through a ``ringbuffer.ResumingConsumer``: it waits for
+the ring, drops re-sent records by ``seq`` and attaches again to a new ring. Each batch is
+rendered (``processor.rules.render``, two at a time on worker threads: ``processor.parallel``)
+and queued, in order, to the writer thread (``processor.output``) with the ring position after
+it; when the writer reports a position durable (logs fsynced, state file replaced) the main
+thread commits it to the ring (attached with ``release="commit"``, so uncommitted records stay
+in the ring). A restart truncates the logs to the state's lengths and drops records whose
+``seq`` is at or below the state's ``last_seq``: a kill at any moment, then a restart, gives
+the same logs as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -76,14 +78,11 @@ class Processor:
         self.cfg = cfg
         self.stop = stop
         self.log = log
-        self.reader: ringbuffer.Reader | None = None
+        self.ring: ringbuffer.ResumingConsumer | None = None
         self.writer: OutputWriter | None = None
         self.mid: LogFile | None = None
         self.errors: LogFile | None = None
-        self.epoch = 0  # attaches so far: a reported position belongs to one of them
         self._initial: statefile.State | None = None
-        self.watermark: int | None = None  # the last seq handed to the writer
-        self.tag = 0
         self._queued: tuple[int, int] | None = None  # (epoch, position) of the last chunk queued
         self._committed: tuple[int, int] | None = None  # ... and of the last commit
         self.records = self.mids = self.error_lines = self.duplicates = 0
@@ -108,8 +107,13 @@ class Processor:
                 )
             saved = statefile.load(cfg.state)
             warm_up()  # while the engine is still starting, typically
-            self.reader = self._attach(resume=saved is not None)
-            if self.reader is None:
+            self.ring = ringbuffer.ResumingConsumer(
+                cfg.ring, cfg.name, expect=EXPECT, release="commit", resume=saved is not None,
+                stop=lambda: self.stop.requested, sleep=self.stop.sleep,
+                events=_RingEvents(self), attach_poll=ATTACH_POLL,
+                idle_after_end=IDLE_AFTER_END,
+            )  # fmt: skip
+            if not self.ring.attach():
                 self.log.info("stopped while waiting for the ring", signal=self.stop.signum)
                 return 0
             self._restore(saved)
@@ -117,7 +121,7 @@ class Processor:
             assert self._initial is not None
             self.writer = OutputWriter(
                 self.mid, self.errors, cfg.state, self._initial, parquet=parquet,
-                cycle_records=self.reader.capacity // 4,
+                cycle_records=self.ring.capacity // 4,
             )
             self.writer.start()
             code = 1
@@ -128,43 +132,19 @@ class Processor:
             return code
         finally:
             self.renders.close()  # before the ring is unmapped: workers may be reading it
-            if self.reader is not None:
-                self.reader.close()
+            if self.ring is not None:
+                self.ring.close()
             for f in (self.mid, self.errors):
                 if f is not None:
                     f.close()
 
-    def _attach(self, resume: bool) -> ringbuffer.Reader | None:
-        """Attach to the ring, waiting for it until it appears or a stop is requested."""
-        cfg = self.cfg
-        waiting = False
-        while not self.stop.requested:
-            try:
-                reader = ringbuffer.attach(
-                    cfg.ring, cfg.name, timeout=ATTACH_POLL, expect=EXPECT, resume=resume,
-                    release="commit",
-                )  # fmt: skip
-            except ringbuffer.RingNotFound:
-                if not waiting:
-                    self.log.info("waiting for the ring", ring=cfg.ring)
-                    waiting = True
-                continue
-            self.epoch += 1
-            self._queued = self._committed = None  # what was queued before is not this ring's
-            self.log.info(
-                "attached", ring=cfg.ring, name=cfg.name, position=reader.position,
-                tag=reader.tag, resume=resume,
-            )  # fmt: skip
-            return reader
-        return None
-
     def _restore(self, saved: statefile.State | None) -> None:
         """Cut the logs to what the state file says is durable; write the starting state."""
-        cfg, reader, mid, errors = self.cfg, self.reader, self.mid, self.errors
-        assert reader is not None and mid is not None and errors is not None
+        cfg, ring, mid, errors = self.cfg, self.ring, self.mid, self.errors
+        assert ring is not None and ring.tag is not None and mid is not None and errors is not None
         paths = {"mid_log": str(cfg.mid_log.resolve()), "error_log": str(cfg.error_log.resolve())}
         fresh = statefile.State(
-            name=cfg.name, ring=cfg.ring, tag=reader.tag, last_seq=None, mid_bytes=0,
+            name=cfg.name, ring=cfg.ring, tag=ring.tag, last_seq=None, mid_bytes=0,
             error_bytes=0, format="extended" if cfg.extended else "spec",
             threshold=cfg.threshold, **paths,
         )  # fmt: skip
@@ -178,10 +158,10 @@ class Processor:
             mid.reset(saved.mid_bytes)
             errors.reset(saved.error_bytes)
             last_seq = saved.last_seq
-            if saved.tag != reader.tag:
+            if saved.tag != ring.tag:
                 self.log.warning(
                     "the ring carries another engine stream; its records are appended after "
-                    "the logs' committed content", state_tag=saved.tag, ring_tag=reader.tag,
+                    "the logs' committed content", state_tag=saved.tag, ring_tag=ring.tag,
                 )  # fmt: skip
                 last_seq = None
             initial = fresh.advanced(
@@ -196,8 +176,7 @@ class Processor:
         except OSError as exc:
             raise OutputError(f"cannot write state file {cfg.state}: {exc.strerror}") from exc
         self._initial = initial
-        self.watermark = initial.last_seq
-        self.tag = reader.tag
+        ring.watermark = initial.last_seq  # drop what the logs already hold
 
     def _check_saved(self, saved: statefile.State, paths: dict[str, str]) -> None:
         cfg = self.cfg
@@ -229,109 +208,63 @@ class Processor:
 
     def _loop(self) -> int:
         """Read until the end (with --exit-at-end), a stop request, or a failure."""
-        assert self.writer is not None
+        assert self.writer is not None and self.ring is not None
+        ring = self.ring
         while not self.stop.requested:
             self._commit()
             if self.writer.error is not None:
                 return 1
             self._stats()
-            assert self.reader is not None
             try:
                 # While records are queued but not yet committed, come back often: the engine
                 # may be waiting for their ring space, and only this thread commits.
                 pending = self._queued != self._committed
-                batch = self.reader.read(
+                got = ring.read(
                     max_records=READ_MAX, timeout=COMMIT_POLL if pending else READ_TIMEOUT
                 )
-            except ringbuffer.RingReset:
-                if not self._reattach():
-                    break
-                continue
             except ringbuffer.Overrun as exc:
                 self.log.error(
                     "records were lost before this processor read them; stopping",
-                    unread=self.reader.lag(), position=self.reader.position, why=str(exc),
+                    unread=ring.lag(), position=ring.position, why=str(exc),
                 )  # fmt: skip
                 return 1
-            if batch is None:
+            if got is None:  # nothing yet, the end, or a new ring (see ResumingConsumer.read)
                 self._emit(self.renders.drain())
-                if self.reader.ended and self.cfg.exit_at_end:
+                if ring.ended and self.cfg.exit_at_end:
                     self.log.info("the engine ended the stream")
                     return 0
-                self._idle()
                 continue
             try:
-                self._process(batch)
+                self._process(got)
             except OutputError:
                 return 1
         if self.stop.requested:
             self.log.info("stopping", signal=self.stop.signum)
         return 0
 
-    def _idle(self) -> None:
-        """Nothing to read: after the end, wait for a new ring under the same name (an engine
-        restart) and attach to it."""
-        assert self.reader is not None
-        if self.reader.ended:
-            self.stop.sleep(IDLE_AFTER_END)  # read returns at once after the end
-        if self.reader.replaced():
-            self._reattach()
-
-    def _reattach(self) -> bool:
-        """The ring was recreated (engine restart): attach to the new one."""
-        self.log.warning("the ring was recreated; attaching to the new one", ring=self.cfg.ring)
-        assert self.reader is not None
-        self._emit(self.renders.drain())  # the workers are done with the old ring's memory
-        self.reader.close()
-        self.reader = None
-        reader = self._attach(resume=True)
-        if reader is None:
-            return False
-        self.reader = reader
-        if self.writer is not None:
-            self.writer.cycle_records = reader.capacity // 4
-        if reader.tag != self.tag:
-            self.log.warning(
-                "the new ring carries another engine stream; appending all its records",
-                old_tag=self.tag, new_tag=reader.tag,
+    def _process(self, got: ringbuffer.Delivery) -> None:
+        """Render the records kept, queue the bytes."""
+        assert self.ring is not None and self.writer is not None
+        self.records += got.records
+        self.duplicates += got.duplicates
+        batch = got.batch
+        if got.gap is not None:
+            self.log.error(
+                "records missing from the stream (never delivered by the ring)",
+                first_missing=got.gap.first_missing, count=got.gap.count,
             )  # fmt: skip
-            self.tag = reader.tag
-            self.watermark = None
-        return True
-
-    def _process(self, batch: pa.RecordBatch) -> None:
-        """Drop re-sent records, render the rest, queue the bytes."""
-        assert self.reader is not None and self.writer is not None
-        n = batch.num_rows
-        self.records += n
-        seq = batch.column("seq").to_numpy()
-        if self.watermark is not None:
-            keep = seq > self.watermark
-            kept = int(np.count_nonzero(keep))
-            if kept < n:
-                self.duplicates += n - kept
-                batch = batch.filter(pa.array(keep))
-                seq = seq[keep]
         table = None
-        if len(seq):
-            first = int(seq[0])
-            if self.watermark is not None and first > self.watermark + 1:
-                self.log.error(
-                    "records missing from the stream (never delivered by the ring)",
-                    first_missing=self.watermark + 1, count=first - self.watermark - 1,
-                )  # fmt: skip
-            self.watermark = int(seq.max())
-            if self.cfg.parquet is not None:
-                table = parquet_rows(batch, self.cfg.threshold)
+        if batch.num_rows and self.cfg.parquet is not None:
+            table = parquet_rows(batch, self.cfg.threshold)
         # The batch's records stay in the ring until the writer reports its chunk durable
         # (release="commit"), so the workers may read them after the next read.
         self.renders.submit(batch, {
-            "epoch": self.epoch, "position": self.reader.position, "tag": self.tag,
-            "last_seq": self.watermark, "table": table, "records": n,
+            "epoch": got.token.epoch, "position": got.token.position, "tag": got.tag,
+            "last_seq": got.last_seq, "table": table, "records": got.records,
         })  # fmt: skip
         # Hold results back only while more records are waiting: a quiet stream's lines are
         # written at once.
-        self._emit(self.renders.ready() if self.reader.lag() else self.renders.drain())
+        self._emit(self.renders.ready() if self.ring.lag() else self.renders.drain())
 
     def _emit(self, results: Iterable[tuple[Rendered, dict[str, Any]]]) -> None:
         """Queue rendered batches to the writer, in order."""
@@ -343,15 +276,13 @@ class Processor:
             self._queued = (meta["epoch"], meta["position"])
 
     def _commit(self) -> None:
-        """Commit to the ring the latest position the writer made durable."""
+        """Commit to the ring the latest position the writer made durable (a position of an
+        earlier ring is not committed)."""
         assert self.writer is not None
         report = self.writer.take_report()
-        if report is None or self.reader is None or report[0] != self.epoch:
-            return
-        # A replaced ring or a lost slot raises here too; the next read reports it.
-        with contextlib.suppress(ringbuffer.RingReset, ringbuffer.Overrun):
-            self.reader.commit(report[1])
-        self._committed = report
+        ring = self.ring
+        if report is not None and ring is not None and ring.commit(ringbuffer.CommitToken(*report)):
+            self._committed = report
 
     def _stats(self) -> None:
         now = time.monotonic()
@@ -360,7 +291,7 @@ class Processor:
         rate = (self.records - self.stats_records) / (now - self.stats_at + STATS_EVERY)
         self.log.info(
             "stats", records_per_s=round(rate), mids=self.mids, errors=self.error_lines,
-            duplicates=self.duplicates, lag=self.reader.lag() if self.reader else 0,
+            duplicates=self.duplicates, lag=self.ring.lag() if self.ring else 0,
         )  # fmt: skip
         self.stats_at = now + STATS_EVERY
         self.stats_records = self.records
@@ -382,6 +313,40 @@ class Processor:
             exit=code,
         )  # fmt: skip
         return code
+
+
+class _RingEvents(ringbuffer.ConsumerEvents):
+    """The ring consumer's events as the processor's log lines. Before a re-attach, the
+    rendering of the old ring's batches is finished (the workers read its memory)."""
+
+    def __init__(self, processor: Processor) -> None:
+        self.p = processor
+
+    def waiting(self, consumer: ringbuffer.ResumingConsumer) -> None:
+        self.p.log.info("waiting for the ring", ring=consumer.ring)
+
+    def attached(self, consumer: ringbuffer.ResumingConsumer, resume: bool) -> None:
+        p = self.p
+        p._queued = p._committed = None  # what was queued before is not this ring's
+        p.log.info(
+            "attached", ring=consumer.ring, name=consumer.name, position=consumer.position,
+            tag=consumer.tag, resume=resume,
+        )  # fmt: skip
+        if p.writer is not None:
+            p.writer.cycle_records = consumer.capacity // 4
+
+    def reattaching(
+        self, consumer: ringbuffer.ResumingConsumer, cause: ringbuffer.RingReset | None
+    ) -> None:
+        p = self.p
+        p.log.warning("the ring was recreated; attaching to the new one", ring=consumer.ring)
+        p._emit(p.renders.drain())  # the workers are done with the old ring's memory
+
+    def new_stream(self, consumer: ringbuffer.ResumingConsumer, old_tag: int) -> None:
+        self.p.log.warning(
+            "the new ring carries another engine stream; appending all its records",
+            old_tag=old_tag, new_tag=consumer.tag,
+        )  # fmt: skip
 
 
 #: The ring's errors that mean the configuration cannot work (exit 2, as a ``UsageError``).

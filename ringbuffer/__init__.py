@@ -24,6 +24,7 @@ only loads, stores and fence it depends on; ``_reader``, ``_segment`` and ``_sal
 reading side; ``_wait`` the wait strategies; ``_shm``, ``_procs``, ``_symbols`` the rest.
 """
 
+from ._consumer import CommitToken, ConsumerEvents, Delivery, Gap, ResumingConsumer
 from ._errors import (
     ConsumerNameInUse,
     Interrupted,
@@ -48,11 +49,16 @@ __all__ = [
     "DEFAULT_WAIT",
     "SHM_DIR",
     "WRITER_WAIT",
+    "CommitToken",
+    "ConsumerEvents",
     "ConsumerNameInUse",
+    "Delivery",
+    "Gap",
     "Interrupted",
     "NoFreeSlot",
     "Overrun",
     "Reader",
+    "ResumingConsumer",
     "RingBusy",
     "RingError",
     "RingNotFound",

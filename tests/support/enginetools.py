@@ -91,10 +91,27 @@ class Proc:
         self.p.wait(WAIT)
 
 
+class _Counted(ringbuffer.ConsumerEvents):
+    """What :class:`Consumer` counts of its ring consumer's events."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.c = consumer
+
+    def attached(self, consumer: ringbuffer.ResumingConsumer, resume: bool) -> None:
+        self.c._past_end = False
+
+    def reattaching(
+        self, consumer: ringbuffer.ResumingConsumer, cause: ringbuffer.RingReset | None
+    ) -> None:
+        if cause is not None:
+            self.c.resets += 1
+
+
 class Consumer(threading.Thread):
-    """Reads ring ``ring`` into arrays, re-attaching after engine restarts, dropping records
-    whose seq it has already seen (the stream's exactly-once rule). Stops at the end of stream
-    once ``stop_at_end`` is set, or when :meth:`halt` is called."""
+    """Reads ring ``ring`` into arrays through ``ringbuffer.ResumingConsumer`` (re-attaching
+    after engine restarts, dropping records whose seq it has already seen: the stream's
+    exactly-once rule). Stops at the end of stream once ``stop_at_end`` is set (an end seen
+    before that waits for the next ring), or when :meth:`halt` is called."""
 
     def __init__(
         self, ring: str, name: str = "test", pace: threading.Semaphore | None = None
@@ -103,7 +120,7 @@ class Consumer(threading.Thread):
         self.ring, self.name = ring, name
         self.cols: dict[str, list[np.ndarray]] = {"seq": [], "pos": [], "mode": [], "timestamp": []}
         self.duplicates = 0
-        self.resets = 0
+        self.resets = 0  # rings that went away under the consumer (RingReset)
         self.stop_at_end = threading.Event()
         self._halt = threading.Event()
         self.error: BaseException | None = None
@@ -112,52 +129,41 @@ class Consumer(threading.Thread):
         self.reads = 0
         self.idle = 0  # reads that found nothing
         self._cond = threading.Condition()
+        self._past_end = False  # this ring's end was seen without stop_at_end: await the next
 
     def run(self) -> None:
         try:
-            last = -1
-            while not self._halt.is_set():
-                try:
-                    r = ringbuffer.attach(self.ring, self.name, timeout=WAIT)
-                except ringbuffer.RingNotFound:
-                    continue
-                try:
-                    while not self._halt.is_set():
-                        if self.pace is not None:  # one permit per batch of data
-                            self.pace.acquire(timeout=WAIT)
-                        b = r.read(max_records=512, timeout=0.1)
-                        if b is None and self.pace is not None:
+            with ringbuffer.ResumingConsumer(
+                self.ring, self.name, stop=self._halt.is_set, events=_Counted(self)
+            ) as ring:
+                if not ring.attach():  # before the first permit is taken: the engine waits
+                    return
+                while not self._halt.is_set():
+                    if self.pace is not None:  # one permit per batch of data
+                        self.pace.acquire(timeout=WAIT)
+                    got = ring.read(max_records=512, timeout=0.1)
+                    if got is None:
+                        if self.pace is not None:
                             self.pace.release()
-                        if b is None:
-                            with self._cond:
-                                self.idle += 1
-                                self._cond.notify_all()
-                            if r.ended and self.stop_at_end.is_set():
-                                return
-                            if r.ended:  # engine stopped; a restart makes a new ring
-                                while not (self._halt.is_set() or r.wait_replaced(0.2)):
-                                    pass
-                                break
-                            continue
-                        seq = b.column("seq").to_numpy()
-                        keep = seq > last if last >= 0 else np.ones(len(seq), bool)
-                        self.duplicates += int((~keep).sum())
-                        for k in self.cols:
-                            col = b.column(k)
-                            if k == "timestamp":
-                                col = col.cast("int64")
-                            arr = col.to_numpy()
-                            self.cols[k].append(arr[keep].copy())
-                        if keep.any():
-                            last = int(seq[keep][-1])
                         with self._cond:
-                            self.reads += 1
-                            self._count += int(keep.sum())
+                            self.idle += 1
                             self._cond.notify_all()
-                except ringbuffer.RingReset:
-                    self.resets += 1
-                finally:
-                    r.close()
+                        if ring.ended and not self._past_end:
+                            if self.stop_at_end.is_set():
+                                return
+                            self._past_end = True  # an engine restart makes a new ring
+                        continue
+                    b = got.batch
+                    for k in self.cols:
+                        col = b.column(k)
+                        if k == "timestamp":
+                            col = col.cast("int64")
+                        self.cols[k].append(col.to_numpy().copy())
+                    with self._cond:
+                        self.duplicates += got.duplicates
+                        self.reads += 1
+                        self._count += b.num_rows
+                        self._cond.notify_all()
         except BaseException as exc:  # surfaced by the test
             self.error = exc
 

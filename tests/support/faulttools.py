@@ -42,13 +42,31 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT) -> An
 # --- reading the ring -------------------------------------------------------------------------
 
 
+class _Endings(ringbuffer.ConsumerEvents):
+    """Notes in :class:`RecordConsumer` how each ring went away."""
+
+    def __init__(self, consumer: RecordConsumer) -> None:
+        self.c = consumer
+
+    def attached(self, consumer: ringbuffer.ResumingConsumer, resume: bool) -> None:
+        self.c._past_end = False
+
+    def reattaching(
+        self, consumer: ringbuffer.ResumingConsumer, cause: ringbuffer.RingReset | None
+    ) -> None:
+        if cause is not None:
+            self.c._ended(str(cause))
+
+
 class RecordConsumer(threading.Thread):
-    """Reads ring ``ring`` as consumer ``name`` into lists (seq, mode, pos, ticker, timestamp),
-    dropping records whose seq it has seen, attaching again when the engine makes a new ring.
+    """Reads ring ``ring`` as consumer ``name`` into lists (seq, mode, pos, ticker, timestamp)
+    through ``ringbuffer.ResumingConsumer``: records whose seq it has seen are dropped, and it
+    attaches again when the engine makes a new ring.
 
     ``endings`` holds, per ring it read, ``"end"`` when the engine ended the stream or the
     ``RingReset`` message when the ring went away without an end. With ``stop_at_end`` set the
-    thread returns at the first end of stream; :meth:`halt` stops it in any case.
+    thread returns at the first end of stream (an end seen before that waits for the next
+    ring); :meth:`halt` stops it in any case.
     """
 
     def __init__(self, ring: str, name: str = "faults") -> None:
@@ -65,56 +83,42 @@ class RecordConsumer(threading.Thread):
         self.error: BaseException | None = None
         self._halt = threading.Event()
         self._cond = threading.Condition()
+        self._past_end = False  # this ring's end is in ``endings``: await the next ring
 
     def run(self) -> None:
         try:
-            while not self._halt.is_set():
-                try:
-                    r = ringbuffer.attach(self.ring, self.name, timeout=0.5)
-                except ringbuffer.RingNotFound:
-                    continue
-                try:
-                    if self._drain(r):
-                        return
-                except ringbuffer.RingReset as exc:
-                    self._ended(str(exc))
-                finally:
-                    r.close()
+            with ringbuffer.ResumingConsumer(
+                self.ring, self.name, stop=self._halt.is_set, events=_Endings(self),
+                attach_poll=0.5,
+            ) as ring:  # fmt: skip
+                while not self._halt.is_set():
+                    got = ring.read(max_records=4096, timeout=0.1)
+                    if got is None:
+                        if ring.ended and not self._past_end:
+                            self._ended("end")
+                            if self.stop_at_end.is_set():
+                                return
+                            self._past_end = True
+                        continue
+                    self._keep(got)
         except BaseException as exc:  # surfaced by the test
             self.error = exc
         finally:
             with self._cond:
                 self._cond.notify_all()
 
-    def _drain(self, r: ringbuffer.Reader) -> bool:
-        """Read ``r`` until its end; True when the thread is to return."""
-        while not self._halt.is_set():
-            b = r.read(max_records=4096, timeout=0.1)
-            if b is None:
-                if not r.ended:
-                    continue
-                self._ended("end")
-                if self.stop_at_end.is_set():
-                    return True
-                while not (self._halt.is_set() or r.wait_replaced(0.2)):
-                    pass
-                return False
-            seq = b.column("seq").to_pylist()
-            last = self.seq[-1] if self.seq else -1
-            keep = [i for i, s in enumerate(seq) if s > last]
-            tickers = b.column("ticker").to_pylist()
-            stamps = b.column("timestamp").cast("int64").to_pylist()
-            mode, pos = b.column("mode").to_pylist(), b.column("pos").to_pylist()
-            with self._cond:
-                self.duplicates += len(seq) - len(keep)
-                for i in keep:
-                    self.seq.append(seq[i])
-                    self.mode.append(mode[i])
-                    self.pos.append(pos[i])
-                    self.ticker.append(tickers[i])
-                    self.timestamp.append(stamps[i])
-                self._cond.notify_all()
-        return True
+    def _keep(self, got: ringbuffer.Delivery) -> None:
+        b = got.batch
+        seq, mode, pos, ticker = (b.column(k).to_pylist() for k in ("seq", "mode", "pos", "ticker"))
+        stamps = b.column("timestamp").cast("int64").to_pylist()
+        with self._cond:
+            self.duplicates += got.duplicates
+            self.seq.extend(seq)
+            self.mode.extend(mode)
+            self.pos.extend(pos)
+            self.ticker.extend(ticker)
+            self.timestamp.extend(stamps)
+            self._cond.notify_all()
 
     def _ended(self, how: str) -> None:
         with self._cond:
