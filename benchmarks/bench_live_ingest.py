@@ -4,9 +4,9 @@
 ``python -m benchmarks.bench_live_ingest --quotes 200000`` runs four cases, each server in its
 own process so that it does not share the GIL with the source:
 
-* a bare server (this module with ``--serve``) sending pre-encoded frames of 1 quote object and
-  of 100-object arrays (quotes from ``benchmarks.bench_live_parse.quotes``) as fast as the
-  client takes them;
+* a bare server (this module with ``--serve``, on ``engine.wsserver.WsServer``) sending
+  pre-encoded frames of 1 quote object and of 100-object arrays (quotes from
+  ``benchmarks.bench_live_parse.quotes``) as fast as the client takes them;
 * ``python -m engine.feed --speed max`` on a generated live CSV, with ``--frame object`` and
   ``--frame array`` (arrays hold the quotes of one timestamp).
 
@@ -26,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.cli import loop_factory
 from common.log import set_level
 from engine.live import LiveSource
+from engine.wsserver import WsServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,19 +38,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _serve(frames: list[bytes]) -> None:
-    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.asyncio.server import ServerConnection
 
     done = asyncio.Event()
 
-    async def handler(ws: ServerConnection) -> None:
+    async def handler(ws: ServerConnection, n: int) -> None:
         for data in frames:
             await ws.send(data, text=True)
         await ws.wait_closed()
         done.set()
 
-    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
-        print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
-        await done.wait()
+    server = WsServer(handler)
+    await server.listen()
+    print(f"PORT {server.port}", flush=True)
+    await done.wait()
+    await server.shutdown()
 
 
 def serve_main(quotes: int, per_frame: int) -> None:
@@ -60,12 +64,8 @@ def serve_main(quotes: int, per_frame: int) -> None:
         frames = [json.dumps(q).encode() for q in objs]
     else:
         frames = [json.dumps(objs[i : i + per_frame]).encode() for i in range(0, quotes, per_frame)]
-    try:
-        import uvloop
-
-        uvloop.run(_serve(frames))
-    except ImportError:  # pragma: no cover
-        asyncio.run(_serve(frames))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_serve(frames))
 
 
 # --- the client side --------------------------------------------------------------------------

@@ -27,20 +27,22 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from common.cli import Parser, loop_factory
 from common.log import get_logger
 from common.schema import REQUIRED_COLUMNS, Mode
 from engine.historical import InputError, load_historical
 from engine.pacing import parse_speed
+from engine.wsserver import WsServer
 
 log = get_logger("feed")
 
@@ -229,8 +231,8 @@ class Feed:
         self.frames_sent = 0
         self.passes = 0
 
-    async def handler(self, ws: ServerConnection) -> None:
-        """Hold a client until it goes; playback does the sending."""
+    async def handler(self, ws: ServerConnection, n: int) -> None:
+        """Hold a client (connection number ``n``) until it goes; playback does the sending."""
         peer = _peer(ws)
         self.clients.add(ws)
         log.info("client connected", peer=peer, clients=len(self.clients))
@@ -307,18 +309,18 @@ def _peer(ws: ServerConnection) -> str:
 
 async def serve_feed(feed: Feed, host: str, port: int) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
+    server = WsServer(
+        feed.handler,
+        host=host,
+        port=port,
+        max_size=1 << 16,
+        ping_interval=20,
+        ping_timeout=None,  # a client that stops reading holds the feed, it is not cut off
+        close_timeout=1,
+        logger=_ws_logger,
+    )
     try:
-        server: Server = await serve(
-            feed.handler,
-            host,
-            port,
-            compression=None,
-            max_size=1 << 16,
-            ping_interval=20,
-            ping_timeout=None,  # a client that stops reading holds the feed, it is not cut off
-            close_timeout=1,
-            logger=_ws_logger,
-        )
+        await server.listen()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             why = "address already in use (pick another --port)"
@@ -326,7 +328,7 @@ async def serve_feed(feed: Feed, host: str, port: int) -> int:
             why = str(exc.strerror or exc)
         log.error(f"cannot listen on {host}:{port}: {why}", host=host, port=port)
         return 1
-    address = server.sockets[0].getsockname() if server.sockets else (host, port)
+    address = server.address
     log.info("listening", url=f"ws://{address[0]}:{address[1]}", host=address[0], port=address[1])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -336,36 +338,22 @@ async def serve_feed(feed: Feed, host: str, port: int) -> int:
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({player, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if player.done() and not player.cancelled() and player.exception() is not None:
-        exc = player.exception()
-        log.error("playback failed", error=repr(exc))
+        log.error("playback failed", error=repr(player.exception()))
         stopper.cancel()
-        server.close()
-        await server.wait_closed()
+        await server.shutdown()
         return 1
     await stop.wait()  # playback finished: stay up, clients idle, until a signal
     log.info("stopping", clients=len(feed.clients), quotes=feed.quotes_sent)
     player.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await player
-    server.close(close_connections=True)  # close code 1001 (going away)
-    try:
-        async with asyncio.timeout(3):
-            await server.wait_closed()
-    except TimeoutError:
+    if not await server.shutdown("close", code=1001, timeout=3):  # 1001: going away
         log.warning("clients did not close in time")
     log.info("stopped")
     return 0
 
 
 # --- command line -----------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """Reports a usage error as one structured log line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        log.error(f"{message} (see {PROG} --help)")
-        sys.exit(2)
 
 
 def _port(text: str) -> int:
@@ -380,7 +368,8 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m engine.feed`` argument parser."""
-    p = _Parser(
+    p = Parser(
+        component="feed",
         prog=PROG,
         description="A websocket server that plays a CSV (live layout) as live JSON quotes, "
         "at the pace of its timestamps, to any number of clients.",
@@ -424,14 +413,6 @@ def load_table(path: Path) -> pa.Table:
     return table
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return None
-    return uvloop.new_event_loop
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the feed; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -445,8 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(str(exc))
         return 2
     feed = Feed(table, speed=args.speed, loop=args.loop, frame=args.frame)
-    factory = _loop_factory()
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(serve_feed(feed, args.host, args.port))
 
 

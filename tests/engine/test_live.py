@@ -1,7 +1,8 @@
 """``engine.live.LiveSource`` against small websockets servers running in a thread of the test.
 
-Every server binds 127.0.0.1 on a free port and stops when its ``with`` block ends; every wait
-is on a condition with a deadline and fails with a message saying what did not happen.
+Every server (``engine.wsserver.WsServer``) binds 127.0.0.1 on a free port and stops when its
+``with`` block ends; every wait is on a condition with a deadline and fails with a message
+saying what did not happen.
 """
 
 from __future__ import annotations
@@ -14,76 +15,25 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import ServerConnection
 
 from engine.historical import TABLE_SCHEMA
 from engine.live import LiveSource, backoff_delay
 from engine.live_parse import parse_timestamp
 from engine.rejects import Rejected
+from engine.wsserver import WsServer
 
-Handler = Callable[[ServerConnection, int], Awaitable[None]]
-BASE_NS = parse_timestamp("2025-10-02 23:59:57.290000")
-assert isinstance(BASE_NS, int)
+_BASE = parse_timestamp("2025-10-02 23:59:57.290000")
+assert isinstance(_BASE, int)
+BASE_NS: int = _BASE
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-class WsServer:
-    """A websockets server in its own thread; ``handler(ws, n)`` serves connection number n."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.port = 0
-        self.sent = 0  # frames the handlers report as sent (see ``send``)
-        self.done = threading.Event()  # a handler may set it when it sent everything
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def send(self, ws: ServerConnection, frame: str | bytes) -> None:
-        """Send one text frame and count it."""
-        await ws.send(frame, text=True)
-        self.sent += 1
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-
-        async def handle(ws: ServerConnection) -> None:
-            self.connections += 1
-            with contextlib.suppress(ConnectionClosed):
-                await self.handler(ws, self.connections)
-
-        async with serve(handle, "127.0.0.1", 0, compression=None) as server:
-            self.port = server.sockets[0].getsockname()[1]
-            self._ready.set()
-            await self._stop.wait()
-            server.close()
-
-    def __enter__(self) -> WsServer:
-        self._thread.start()
-        assert self._ready.wait(5), "test server did not start listening within 5 s"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-        assert not self._thread.is_alive(), "test server did not stop within 5 s"
 
 
 @contextlib.contextmanager
@@ -286,7 +236,10 @@ def test_stop_start_alternation_reconnects_and_keeps_numbering() -> None:
         for k in range(1, 4):
             with running(src):
                 # Wait for the records to be received, not polled: stop() must keep them.
-                wait_for(lambda k=k: src.stats["records"] == 5 * k, 5, f"5 records in run {k}")
+                def received(n: int = 5 * k) -> bool:
+                    return src.stats["records"] == n
+
+                wait_for(received, 5, f"5 records in run {k}")
             assert src.stats["connects"] == k and src.stats["disconnects"] == k
             tables, _ = collect(src, records=5)
             got += rows(tables)
@@ -450,20 +403,22 @@ def _big_frame(k: int) -> str:
 
 
 class FloodServer(WsServer):
-    """Sends ``frames`` big array frames as fast as the client takes them, then holds."""
+    """Sends ``total`` big array frames as fast as the client takes them (counted in
+    ``frames``), sets ``done``, then holds."""
 
-    def __init__(self, frames: int) -> None:
-        self.frames = frames
+    def __init__(self, total: int) -> None:
         super().__init__(self._flood)
+        self.total = total
+        self.done = threading.Event()
 
     async def _flood(self, ws: ServerConnection, n: int) -> None:
-        for k in range(self.frames):
+        for k in range(self.total):
             await self.send(ws, _big_frame(k))
         self.done.set()
         await hold(ws)
 
 
-def _stalled(server: WsServer, source: LiveSource, total: int) -> None:
+def _stalled(server: FloodServer, source: LiveSource, total: int) -> None:
     """Wait until the queue is full and the server's sends have stopped short of ``total``."""
     wait_for(lambda: source.pending_batches >= source.max_pending, 10, "the queue to fill")
     last, still = -1, 0
@@ -471,11 +426,11 @@ def _stalled(server: WsServer, source: LiveSource, total: int) -> None:
     while still < 3:  # three 0.1 s looks without progress
         assert time.monotonic() < deadline, "the server never stalled"
         assert not server.done.is_set(), f"the server sent all {total} frames: no backpressure"
-        now = server.sent
+        now = server.frames
         still = still + 1 if now == last else 0
         last = now
         server.done.wait(0.1)
-    assert server.sent < total
+    assert server.frames < total
     assert source.pending_batches == source.max_pending, "the queue grew beyond its bound"
 
 
@@ -507,11 +462,17 @@ def test_stop_while_blocked_is_prompt_and_keeps_pending_batches() -> None:
         source.stop()
         assert time.monotonic() - t0 < 2.0, "stop() while blocked took 2 s or more"
         assert source.pending_batches >= 2
-        tables, _ = collect(source, records=sum(source_batch_sizes(source)))
+        tables = drain(source)
     got = pa.concat_tables(tables).column("timestamp").to_pylist()
     assert got == [BASE_NS + i * 1000 for i in range(len(got))], "a prefix, in order"
 
 
-def source_batch_sizes(source: LiveSource) -> list[int]:
-    """Record counts of the batches waiting in ``source`` (white-box, for the test above)."""
-    return [t.num_rows for t, _ in source._pending if t is not None]
+def drain(source: LiveSource) -> list[pa.Table]:
+    """The tables of every batch waiting in a stopped ``source`` (nothing more arrives)."""
+    tables = []
+    while source.pending_batches:
+        table, _ = source.poll(0.0)
+        if table is not None:
+            assert table.schema == TABLE_SCHEMA
+            tables.append(table)
+    return tables

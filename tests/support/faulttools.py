@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 from hypothesis import strategies as st
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import ServerConnection
 
 import ringbuffer
+from engine.wsserver import WsServer
 
 # --- a websocket server that can be killed and restarted --------------------------------------
 
@@ -52,66 +52,43 @@ def key(i: int) -> tuple[str, int]:
 Handler = Callable[["QuoteServer", ServerConnection, int], Coroutine[Any, Any, None]]
 
 
-class QuoteServer:
-    """A websockets server on 127.0.0.1 in a thread with its own event loop.
+class QuoteServer(WsServer):
+    """The shared test server (``engine.wsserver.WsServer``: 127.0.0.1, its own thread and
+    loop) streaming numbered quotes; it can pause, go silent, be killed and restarted.
 
     :meth:`start` listens (on a free port the first time, then on that same port again),
     :meth:`kill` closes every connection and stops listening. Connection number n (counted over
     the server's lifetime) is served by ``handler(server, ws, n)``; the default handler
     :meth:`stream` sends quotes until the server is paused, killed, or the connection silenced.
     ``sent`` lists (ticker, timestamp) of every quote whose frame was handed to the socket, in
-    order; ``frames`` counts every data frame sent.
+    order; ``frames`` counts every data frame sent (:meth:`send`).
     """
 
     def __init__(self, handler: Handler | None = None) -> None:
+        super().__init__(self._dispatch)
         self.handler = handler or QuoteServer.stream
-        self.port = 0
-        self.connections = 0
         self.sent: list[tuple[str, int]] = []
-        self.frames = 0
         self.next_id = 0
         self.sending = False  # stream() sends only while this is set
-        self._open: set[ServerConnection] = set()
         self._silenced: set[ServerConnection] = set()
-        self._server: Server | None = None
-        self._lock: asyncio.Lock | None = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        self._lock = asyncio.Lock()  # held while a frame is sent, and while connections go
 
-    # -- run on the server's loop from the test thread -----------------------------------------
+    async def _dispatch(self, ws: ServerConnection, n: int) -> None:
+        await self.handler(self, ws, n)
 
-    def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = 15.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    @property
-    def up(self) -> bool:
-        return self._server is not None
-
-    def start(self) -> None:
+    async def listen(self) -> None:
         """Listen (again) on the port; ``stream`` connections send at once."""
-
-        async def go() -> None:
-            self._lock = self._lock or asyncio.Lock()
-            self._server = await serve(self._handle, "127.0.0.1", self.port, compression=None)
-            self.port = self._server.sockets[0].getsockname()[1]
-            self.sending = True
-
-        self._call(go())
+        await super().listen()
+        self.sending = True
 
     def pause(self) -> None:
         """Stop sending (connections stay open); no frame is being sent when this returns."""
 
         async def go() -> None:
-            assert self._lock is not None
             async with self._lock:
                 self.sending = False
 
-        self._call(go())
+        self.call(go())
 
     def resume(self) -> None:
         self.sending = True
@@ -120,73 +97,39 @@ class QuoteServer:
         """The connections open now stay open but never send again (a half-dead feed)."""
 
         async def go() -> None:
-            assert self._lock is not None
             async with self._lock:
-                self._silenced |= self._open
+                self._silenced |= self.clients
 
-        self._call(go())
+        self.call(go())
 
-    def kill(self, how: str) -> None:
+    def kill(self, how: str = "close", *, code: int = 1001, reason: str = "restarting",
+             timeout: float = 10.0) -> None:  # fmt: skip
         """Drop every connection and stop listening. ``how``: ``fin`` (TCP close without a
-        websocket close frame), ``rst`` (TCP reset), ``close`` (close frame 1001)."""
+        websocket close frame), ``rst`` (TCP reset), ``close`` (close frame 1001 "restarting").
+        No frame is half sent when the connections go; returns once the port is free."""
 
-        async def go() -> None:
-            assert self._lock is not None and self._server is not None
-            server = self._server
-            async with self._lock:  # no frame is half sent while the connections go
+        async def go() -> bool:
+            async with self._lock:
                 self.sending = False
-                self._server = None  # stream() handlers return
-                server.close(close_connections=False)
-                for ws in list(self._open):
-                    if how == "fin":
-                        ws.transport.close()
-                    elif how == "rst":
-                        ws.transport.abort()
-                    else:
-                        with contextlib.suppress(Exception):
-                            await asyncio.wait_for(ws.close(1001, "restarting"), 5)
-            await server.wait_closed()  # the handlers have returned, the port is free
+                self.drop(how, code=code, reason=reason)  # stream() handlers return
+            return await self.wait_closed(timeout)
 
-        self._call(go())
+        ended = self.call(go(), timeout + 5)
+        assert ended, f"the quote server's handlers did not return within {timeout} s"
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         """Kill the server if it is up, end every task, stop the thread."""
-        if self.up:
+        if self.listening:
             self.kill("close")
-
-        async def end_tasks() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self._call(end_tasks())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        assert not self._thread.is_alive(), "the test server's thread did not stop"
+        super().close(timeout)
 
     # -- on the loop ---------------------------------------------------------------------------
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        self.connections += 1
-        self._open.add(ws)
-        try:
-            with contextlib.suppress(ConnectionClosed):
-                await self.handler(self, ws, self.connections)
-        finally:
-            self._open.discard(ws)
-
-    async def send(self, ws: ServerConnection, frame: str | bytes, *, text: bool = True) -> None:
-        """Send one data frame and count it (frame numbers as the client counts them)."""
-        await ws.send(frame, text=text)
-        self.frames += 1
-
     async def stream(self, ws: ServerConnection, n: int) -> None:
         """Send frames of 1 to 3 quotes every few milliseconds while ``sending``."""
-        assert self._lock is not None
         while True:
             async with self._lock:
-                if self._server is None or ws in self._silenced:
+                if not self.listening or ws in self._silenced:
                     break
                 if self.sending:
                     k = 1 + self.next_id % 3

@@ -1,0 +1,293 @@
+"""The live source's asyncio client: connect with backoff, read frames, keep alive, reconnect.
+
+:class:`Connection` runs on the bridge's event loop (``engine.live._bridge``). It connects to
+the feed, parses every frame with ``engine.live_parse.parse_frame``, feeds the records and
+rejects to the :class:`~engine.live._batcher.Batcher` and hands due batches over through the
+bridge's :class:`~engine.live._bridge.Handoff`; the batcher decides what is due, this module
+only does the waiting and the socket work.
+
+Reconnecting: after any failure (refused, dropped, closed, idle) it connects again after
+:func:`backoff_delay` (exponential, full jitter, capped at ``backoff_max``); a connection that
+delivered a frame resets the backoff. The records of a connection that ended are handed over
+before it connects again.
+
+Keepalive: pings go out every ``KEEPALIVE_INTERVAL`` seconds so that middleboxes and the server
+see a live client; they carry no pong deadline while idle detection is on, because a pong
+deadline would also fire while the reader deliberately leaves the socket unread under
+backpressure (the batcher's idle rule does not count that time). With ``idle_timeout <= 0``
+(idle detection off) pongs are required within ``KEEPALIVE_INTERVAL`` seconds instead.
+
+Flow control: when the reader stops calling ``recv`` (the queue is full), websockets stops
+reading the socket once its own small frame buffer (``WS_MAX_QUEUE`` frames) is full, and TCP
+holds the server. Nothing is dropped.
+
+Oversized frames: an incoming frame larger than ``max_frame`` is refused by websockets itself
+(``max_size``): the library fails the connection with close code 1009 without handing the
+frame over. The source then records one ``Rejected`` for that frame (reason "frame is larger
+than ... bytes", empty raw text, its own frame number) and reconnects; the frames the server
+sent after it on the old connection are lost, as with any disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from common.log import get_logger
+from engine.live._batcher import Batcher
+from engine.live_parse import parse_frame
+from engine.rejects import Rejected
+
+if TYPE_CHECKING:
+    from engine.live._bridge import Handoff
+
+log = get_logger("live")
+
+#: Seconds between keepalive pings.
+KEEPALIVE_INTERVAL = 10.0
+#: Seconds allowed for the opening handshake.
+OPEN_TIMEOUT = 10.0
+#: Seconds allowed for the closing handshake before the TCP connection is dropped.
+CLOSE_TIMEOUT = 0.5
+#: Frames websockets buffers before it stops reading the socket (its flow control); with
+#: ``max_frame`` this bounds the library's memory (16 x 1 MiB by default).
+WS_MAX_QUEUE = 16
+
+# websockets logs through the standard library; our own structured lines say what matters.
+_ws_logger = logging.getLogger("engine.live.websockets")
+_ws_logger.addHandler(logging.NullHandler())
+_ws_logger.propagate = False
+
+
+def backoff_delay(attempt: int, initial: float, cap: float) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, initial * 2**attempt)]."""
+    return random.uniform(0.0, min(cap, initial * 2.0 ** min(attempt, 60)))
+
+
+class Connection:
+    """Connects to ``url`` again and again until ``stopping`` is set (see the module docstring).
+
+    ``frame_no`` (the ``line`` of records and rejects) and ``stats`` count over the object's
+    whole lifetime, across connections and runs.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        batcher: Batcher,
+        handoff: Handoff,
+        stopping: threading.Event,
+        *,
+        max_frame: int,
+        backoff_initial: float,
+        backoff_max: float,
+    ) -> None:
+        self.url = url
+        self.batcher = batcher
+        self.handoff = handoff
+        self.stopping = stopping
+        self.max_frame = max_frame
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.stats = {
+            "connects": 0,
+            "disconnects": 0,
+            "frames": 0,
+            "records": 0,
+            "rejected": 0,
+            "bytes": 0,
+        }
+        self.frame_no = 0
+        # Set when the open batch gets its first item (wakes the ticker); made on the loop.
+        self._started: asyncio.Event | None = None
+
+    async def run(self) -> None:
+        """Connect, read, reconnect, until ``stopping`` is set or the task is cancelled."""
+        self._started = asyncio.Event()
+        attempt = 0
+        down_since: float | None = None  # when the last connection ended (for the gap)
+        while not self.stopping.is_set():
+            idle = self.batcher.idle_timeout
+            try:
+                ws = await connect(
+                    self.url,
+                    max_size=self.max_frame,
+                    max_queue=WS_MAX_QUEUE,
+                    open_timeout=OPEN_TIMEOUT,
+                    close_timeout=CLOSE_TIMEOUT,
+                    ping_interval=KEEPALIVE_INTERVAL,
+                    ping_timeout=None if idle > 0 else KEEPALIVE_INTERVAL,
+                    proxy=None,
+                    logger=_ws_logger,
+                )
+            except Exception as exc:
+                delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
+                attempt += 1
+                log.warning(
+                    "connect failed",
+                    url=self.url,
+                    error=_describe(exc),
+                    attempt=attempt,
+                    retry_in=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.stats["connects"] += 1
+            fields: dict[str, Any] = {"url": self.url, "connects": self.stats["connects"]}
+            if down_since is None:
+                log.info("connected", **fields)
+            else:
+                gap = round(time.monotonic() - down_since, 3)
+                log.info("reconnected", gap_s=gap, **fields)
+            frames_before = self.stats["frames"]
+            records_before = self.stats["records"]
+            try:
+                reason = await self._session(ws)
+            except asyncio.CancelledError:
+                await _close(ws)
+                self._disconnected("stopped", records_before)
+                raise
+            except Exception as exc:  # a bug or an unexpected library error: log and retry
+                reason = f"error {_describe(exc)}"
+            await _close(ws)
+            self._disconnected(reason, records_before)
+            down_since = time.monotonic()
+            if self.batcher.disconnected():  # hand over what arrived before the drop
+                await self.handoff.hand_over()
+            if self.stats["frames"] > frames_before:
+                attempt = 0  # a connection that delivered something resets the backoff
+            if self.stopping.is_set():
+                return
+            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
+            attempt += 1
+            log.info("reconnecting", url=self.url, attempt=attempt, retry_in=round(delay, 3))
+            await asyncio.sleep(delay)
+
+    def _disconnected(self, reason: str, records_before: int) -> None:
+        self.stats["disconnects"] += 1
+        log.info(
+            "disconnected",
+            url=self.url,
+            reason=reason,
+            records=self.stats["records"],
+            connection_records=self.stats["records"] - records_before,
+        )
+
+    async def _session(self, ws: ClientConnection) -> str:
+        """Read one connection until it ends; returns why it ended."""
+        self.batcher.connected(time.monotonic())
+        reader = asyncio.create_task(self._reader(ws))
+        ticker = asyncio.create_task(self._ticker())
+        try:
+            done, _ = await asyncio.wait({reader, ticker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (reader, ticker):
+                t.cancel()
+            results = await asyncio.gather(reader, ticker, return_exceptions=True)
+        first = reader if reader in done else ticker
+        result = results[0] if first is reader else results[1]
+        if isinstance(result, BaseException):
+            raise result
+        return str(result)
+
+    async def _reader(self, ws: ClientConnection) -> str:
+        """Receive and parse frames; hand a full batch over before reading on."""
+        source, max_frame = self.url, self.max_frame
+        stats = self.stats
+        while True:
+            try:
+                data = await ws.recv(decode=False)
+            except ConnectionClosed as exc:
+                return self._closed_reason(exc)
+            received_ns = time.time_ns()
+            now = time.monotonic()
+            self.frame_no += 1
+            stats["frames"] += 1
+            stats["bytes"] += len(data)
+            try:
+                table, rejected = parse_frame(
+                    data,
+                    source=source,
+                    frame_no=self.frame_no,
+                    received_ns=received_ns,
+                    max_bytes=max_frame,
+                )
+            except Exception as exc:  # parse_frame is total; this is belt and braces
+                text = bytes(data[:200]).decode("utf-8", "replace")
+                table, rejected = None, [
+                    Rejected(source, self.frame_no, f"frame could not be parsed ({exc!r})", text)
+                ]
+            if self._add(table, rejected, now):
+                await self.handoff.hand_over()
+
+    def _add(self, table: pa.Table | None, rejected: list[Rejected], now: float) -> bool:
+        """Count and batch a frame's results; True when the batch is full (hand it over)."""
+        if not self.batcher.size and self._started is not None:
+            self._started.set()
+        if table is not None:
+            self.stats["records"] += table.num_rows
+        if rejected:
+            self.stats["rejected"] += len(rejected)
+        return self.batcher.add(table, rejected, now)
+
+    def _closed_reason(self, exc: ConnectionClosed) -> str:
+        """Why the connection closed; an oversized frame also becomes a reject."""
+        sent, rcvd = exc.sent, exc.rcvd
+        if sent is not None and sent.code == 1009 and (rcvd is None or rcvd.code == 1009):
+            self.frame_no += 1
+            self.stats["frames"] += 1
+            reason = f"frame is larger than {self.max_frame} bytes (refused by the websocket)"
+            self._add(None, [Rejected(self.url, self.frame_no, reason, "")], time.monotonic())
+            log.warning("oversized frame", url=self.url, frame=self.frame_no, limit=self.max_frame)
+            return f"frame larger than {self.max_frame} bytes (close 1009)"
+        frame = rcvd if rcvd is not None else sent
+        if frame is None:
+            return "connection lost (no close frame)"
+        who = "server" if rcvd is not None and (sent is None or exc.rcvd_then_sent) else "client"
+        text = f"closed by {who} code {frame.code}"
+        return f"{text} ({frame.reason})" if frame.reason else text
+
+    async def _ticker(self) -> str:
+        """Hand the batch over when its interval is due; end the session when idle."""
+        started = self._started
+        assert started is not None
+        batcher = self.batcher
+        while True:
+            now = time.monotonic()
+            if batcher.due(now):
+                self.handoff.flush()  # refused while the queue is full: looked at again later
+            if batcher.idle(now) and not self.stopping.is_set():
+                idle = batcher.idle_timeout
+                log.warning("connection idle", url=self.url, idle_timeout=idle)
+                return f"idle for {idle:g} s"
+            wake = batcher.deadline(now)
+            wait = None if wake is None else max(wake - now, 0.0)
+            if batcher.size:  # the batch's own deadline comes first: nothing else to wait for
+                await asyncio.sleep(wait or 0.0)
+                continue
+            started.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await started.wait()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _close(ws: ClientConnection) -> None:
+    """Close ``ws`` within ``CLOSE_TIMEOUT`` (websockets drops TCP after that); never raise."""
+    try:
+        await ws.close()
+    except Exception as exc:  # pragma: no cover - close() handles its own failures
+        log.debug("close failed", error=_describe(exc))
