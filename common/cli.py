@@ -120,6 +120,10 @@ def check_ws_url(url: str, flag: str) -> str:
 
     >>> check_ws_url("ws://127.0.0.1:8765", "--live-url")
     'ws://127.0.0.1:8765'
+    >>> check_ws_url("ws://h:1/#frag", "--live-url")
+    Traceback (most recent call last):
+    ...
+    common.cli.UsageError: --live-url must be ws://host:port[/path] (or wss://), not 'ws://h:1/#frag'
     >>> check_ws_url("http://x", "--live-url")
     Traceback (most recent call last):
     ...
@@ -130,6 +134,12 @@ def check_ws_url(url: str, flag: str) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+    if (
+        parts is None
+        or parts.scheme not in ("ws", "wss")
+        or not parts.hostname
+        or parts.fragment  # websockets refuses these two when it connects
+        or (parts.username is not None and parts.password is None)
+    ):
         raise UsageError(f"{flag} must be ws://host:port[/path] (or wss://), not {url!r}")
     return url

@@ -10,7 +10,6 @@ import contextlib
 import datetime as dt
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
