@@ -1,4 +1,5 @@
-"""Shared fixtures: unique ring names, and no shared memory left behind by any test."""
+"""Shared fixtures: unique ring names (and no shared memory left behind by any test), and
+publisher threads stopped at the end of the test."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from common.startup import without_pandas
 without_pandas()
 
 import ringbuffer  # noqa: E402
+
+from .support.processor import Publisher  # noqa: E402
 
 TEST_PREFIX = "t"
 
@@ -42,3 +45,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nshared memory left behind by the suite: {[p.name for p in left]}")
+
+
+@pytest.fixture
+def publishers() -> Iterator[list[Publisher]]:
+    made: list[Publisher] = []
+    yield made
+    for p in made:
+        p.stop()

@@ -1,5 +1,5 @@
-"""Fixtures of the processor's tests: processors started as children, a ring to feed them,
-publisher threads; all stopped at the end of the test."""
+"""Fixtures of the processor's tests: processors started as children and a ring to feed them,
+both gone at the end of the test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
 
-from ..support.processor import Publisher
 from ..support.programs import Proc
 
 
@@ -41,11 +40,3 @@ def ring(ring_name: str) -> Iterator[ringbuffer.Writer]:
         yield w
     finally:
         w.close()
-
-
-@pytest.fixture
-def publishers() -> Iterator[list[Publisher]]:
-    made: list[Publisher] = []
-    yield made
-    for p in made:
-        p.stop()

@@ -41,7 +41,8 @@ class _Events(ringbuffer.ConsumerEvents):
 class Consumer(threading.Thread):
     """Reads ring ``ring`` as consumer ``name`` in a thread of the test.
 
-    - ``column(k)`` / ``seq``, ``mode``, ``pos``, ``ticker``, ``timestamp``: what was kept;
+    - ``seq``, ``mode``, ``pos``, ``ticker``, ``timestamp`` (lists), ``column(k)`` (an array):
+      what was kept;
     - ``duplicates``: records dropped as already kept; ``resets``: rings that went away under
       it (``RingReset``); ``endings``: per ring, ``"end"`` when the engine ended the stream, or
       the ``RingReset`` message; ``reads`` / ``idle``: reads that found records / nothing;
@@ -62,6 +63,12 @@ class Consumer(threading.Thread):
         super().__init__(daemon=True)
         self.ring, self.name, self.pace, self.max_records = ring, name, pace, max_records
         self.cols: dict[str, list[Any]] = {k: [] for k in COLUMNS}
+        # The same lists by name (the thread appends to them under ``_cond``).
+        self.seq: list[int] = self.cols["seq"]
+        self.mode: list[int] = self.cols["mode"]
+        self.pos: list[int] = self.cols["pos"]
+        self.ticker: list[str] = self.cols["ticker"]
+        self.timestamp: list[int] = self.cols["timestamp"]
         self.duplicates = self.resets = self.reads = self.idle = 0
         self.endings: list[str] = []
         self.stop_at_end = threading.Event()
@@ -128,26 +135,6 @@ class Consumer(threading.Thread):
     def column(self, k: str) -> np.ndarray:
         with self._cond:
             return np.array(self.cols[k], dtype=object if k == "ticker" else np.int64)
-
-    @property
-    def seq(self) -> list[int]:
-        return list(self.cols["seq"])
-
-    @property
-    def mode(self) -> list[int]:
-        return list(self.cols["mode"])
-
-    @property
-    def pos(self) -> list[int]:
-        return list(self.cols["pos"])
-
-    @property
-    def ticker(self) -> list[str]:
-        return list(self.cols["ticker"])
-
-    @property
-    def timestamp(self) -> list[int]:
-        return list(self.cols["timestamp"])
 
     def records(self) -> list[tuple[str, int]]:
         """(ticker, timestamp) of every record kept, in order."""

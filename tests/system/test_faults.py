@@ -556,14 +556,6 @@ def test_processor_disk_fills_mid_run_then_restart_is_identical(
         )
 
 
-@pytest.fixture
-def publishers() -> Iterator[list[Publisher]]:
-    made: list[Publisher] = []
-    yield made
-    for p in made:
-        p.stop()
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
 def test_control_file_that_is_a_device_or_symlink_is_refused(
     csv20k: Path, tmp_path: Path, ring: str
