@@ -37,10 +37,10 @@ import pyarrow as pa
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from common.cli import Parser, loop_factory
+from common.cli import Parser, UsageError, loop_factory, run_program
 from common.log import get_logger
 from common.schema import REQUIRED_COLUMNS, Mode
-from engine.historical import InputError, load_historical
+from engine.historical import load_historical
 from engine.pacing import parse_speed
 from engine.wsserver import WsServer
 
@@ -402,7 +402,7 @@ def _csv_path(text: str) -> Path:
 def load_table(path: Path) -> pa.Table:
     """The CSV's valid rows in playback order; rejected rows logged and counted.
 
-    Raises ``InputError`` for a file that cannot be used at all."""
+    Raises ``InputError`` (a ``UsageError``) for a file that cannot be used at all."""
     parsed = load_historical(path, required=REQUIRED_COLUMNS[Mode.LIVE])
     for rej in parsed.rejected[:MAX_LOGGED_REJECTS]:
         log.warning("rejected row skipped", file=rej.source, line=rej.line, reason=rej.reason)
@@ -414,20 +414,19 @@ def load_table(path: Path) -> pa.Table:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the feed; returns the exit code."""
+    """Run the feed; returns the exit code (``common.cli.run_program``'s: a missing or unusable
+    CSV is a usage error, 2)."""
     args = build_parser().parse_args(argv)
-    path = _csv_path(args.csv)
-    if not path.is_file():
-        log.error(f"--csv: no such file {str(path)!r}")
-        return 2
-    try:
-        table = load_table(path)
-    except InputError as exc:
-        log.error(str(exc))
-        return 2
-    feed = Feed(table, speed=args.speed, loop=args.loop, frame=args.frame)
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(serve_feed(feed, args.host, args.port))
+
+    def body() -> int:
+        path = _csv_path(args.csv)
+        if not path.is_file():
+            raise UsageError(f"--csv: no such file {str(path)!r}")
+        feed = Feed(load_table(path), speed=args.speed, loop=args.loop, frame=args.frame)
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(serve_feed(feed, args.host, args.port))
+
+    return run_program("feed", body)
 
 
 if __name__ == "__main__":
