@@ -11,6 +11,7 @@ with ``poll``. Each rule lives in one private module:
   dropped) and idle detection (``idle_timeout``, time blocked on a full queue not counting);
 - ``_connection``: the asyncio client: connect, reconnect with :func:`backoff_delay` (full
   jitter), keepalive pings, oversized frames;
+- ``_settings``: :class:`LiveSettings`, every setting checked once;
 - ``_bridge``: :class:`LiveSource` itself, the thread with its own event loop
   (``common.cli.loop_factory``) and the waiting on both sides of the queue.
 """
@@ -18,5 +19,6 @@ with ``poll``. Each rule lives in one private module:
 from engine.live._batcher import Batch, Batcher
 from engine.live._bridge import LiveSource
 from engine.live._connection import backoff_delay
+from engine.live._settings import LiveSettings
 
-__all__ = ["Batch", "Batcher", "LiveSource", "backoff_delay"]
+__all__ = ["Batch", "Batcher", "LiveSettings", "LiveSource", "backoff_delay"]

@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import threading
 import time
+from typing import Any
 
 from common.cli import UsageError, check_ws_url, loop_factory
 from common.log import get_logger
 from common.schema import Mode
 from engine.live._batcher import Batch, Batcher
 from engine.live._connection import Connection
+from engine.live._settings import LiveSettings
 
 log = get_logger("live")
 
@@ -112,55 +114,26 @@ class LiveSource:
 
     mode = Mode.LIVE
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        batch_records: int = 4096,
-        batch_interval: float = 0.005,
-        idle_timeout: float = 10.0,
-        backoff_initial: float = 0.1,
-        backoff_max: float = 5.0,
-        max_frame: int = 1 << 20,
-        max_pending: int = 64,
-    ) -> None:
-        """``batch_records`` records (rejects count too) or ``batch_interval`` seconds make a
-        batch, whichever comes first; at most ``max_pending`` batches wait for ``poll``;
-        ``idle_timeout <= 0`` turns idle detection off. Raises ValueError for a URL that is
-        not ``ws://`` or ``wss://`` or a setting out of range."""
+    def __init__(self, url: str, **settings: Any) -> None:
+        """``settings``: the fields of :class:`~engine.live._settings.LiveSettings` (batch
+        size and interval, queue bound, idle timeout, backoff, frame limit). Raises ValueError
+        for a URL that is not ``ws://`` or ``wss://`` or a setting out of range."""
         try:
             check_ws_url(url, "the URL")
         except UsageError as exc:
             raise ValueError(f"not a websocket URL: {exc}") from None
-        if batch_records < 1 or max_pending < 1 or max_frame < 1:
-            raise ValueError("batch_records, max_pending and max_frame must be at least 1")
-        if batch_interval <= 0 or backoff_initial <= 0 or backoff_max < backoff_initial:
-            raise ValueError("batch_interval and backoff_initial must be > 0, backoff_max >= it")
         self.url = url
-        self.batch_records = batch_records
-        self.batch_interval = batch_interval
-        self.idle_timeout = idle_timeout
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.max_frame = max_frame
-        self.max_pending = max_pending
-
+        self.settings = LiveSettings(**settings)
         self._batcher = Batcher(
-            batch_records=batch_records,
-            batch_interval=batch_interval,
-            max_pending=max_pending,
-            idle_timeout=idle_timeout,
+            batch_records=self.settings.batch_records,
+            batch_interval=self.settings.batch_interval,
+            max_pending=self.settings.max_pending,
+            idle_timeout=self.settings.idle_timeout,
         )
         self._handoff = Handoff(self._batcher)
         self._stopping = threading.Event()
         self._connection = Connection(
-            url,
-            self._batcher,
-            self._handoff,
-            self._stopping,
-            max_frame=max_frame,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
+            url, self._batcher, self._handoff, self._stopping, self.settings
         )
         # The thread and its loop.
         self._thread: threading.Thread | None = None
@@ -244,7 +217,7 @@ class LiveSource:
                 # Connection.run handles its own errors; this is the last line of defence.
                 error = task.exception() if not task.cancelled() else None
                 log.error("live loop failed, restarting", url=self.url, error=repr(error))
-                await asyncio.wait({stopper}, timeout=self.backoff_max)
+                await asyncio.wait({stopper}, timeout=self.settings.backoff_max)
         finally:
             for t in (task, stopper):
                 if t is not None:

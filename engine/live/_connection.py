@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed
 
 from common.log import get_logger
 from engine.live._batcher import Batcher
+from engine.live._settings import LiveSettings
 from engine.live_parse import parse_frame
 from engine.rejects import Rejected
 
@@ -86,18 +87,13 @@ class Connection:
         batcher: Batcher,
         handoff: Handoff,
         stopping: threading.Event,
-        *,
-        max_frame: int,
-        backoff_initial: float,
-        backoff_max: float,
+        settings: LiveSettings,
     ) -> None:
         self.url = url
         self.batcher = batcher
         self.handoff = handoff
         self.stopping = stopping
-        self.max_frame = max_frame
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.settings = settings
         self.stats = {
             "connects": 0,
             "disconnects": 0,
@@ -110,6 +106,9 @@ class Connection:
         # Set when the open batch gets its first item (wakes the ticker); made on the loop.
         self._started: asyncio.Event | None = None
 
+    def _backoff(self, attempt: int) -> float:
+        return backoff_delay(attempt, self.settings.backoff_initial, self.settings.backoff_max)
+
     async def run(self) -> None:
         """Connect, read, reconnect, until ``stopping`` is set or the task is cancelled."""
         self._started = asyncio.Event()
@@ -120,7 +119,7 @@ class Connection:
             try:
                 ws = await connect(
                     self.url,
-                    max_size=self.max_frame,
+                    max_size=self.settings.max_frame,
                     max_queue=WS_MAX_QUEUE,
                     open_timeout=OPEN_TIMEOUT,
                     close_timeout=CLOSE_TIMEOUT,
@@ -130,7 +129,7 @@ class Connection:
                     logger=_ws_logger,
                 )
             except Exception as exc:
-                delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
+                delay = self._backoff(attempt)
                 attempt += 1
                 log.warning(
                     "connect failed",
@@ -167,7 +166,7 @@ class Connection:
                 attempt = 0  # a connection that delivered something resets the backoff
             if self.stopping.is_set():
                 return
-            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
+            delay = self._backoff(attempt)
             attempt += 1
             log.info("reconnecting", url=self.url, attempt=attempt, retry_in=round(delay, 3))
             await asyncio.sleep(delay)
@@ -201,7 +200,7 @@ class Connection:
 
     async def _reader(self, ws: ClientConnection) -> str:
         """Receive and parse frames; hand a full batch over before reading on."""
-        source, max_frame = self.url, self.max_frame
+        source, max_frame = self.url, self.settings.max_frame
         stats = self.stats
         while True:
             try:
@@ -245,10 +244,13 @@ class Connection:
         if sent is not None and sent.code == 1009 and (rcvd is None or rcvd.code == 1009):
             self.frame_no += 1
             self.stats["frames"] += 1
-            reason = f"frame is larger than {self.max_frame} bytes (refused by the websocket)"
+            reason = (
+                f"frame is larger than {self.settings.max_frame} bytes (refused by the websocket)"
+            )
             self._add(None, [Rejected(self.url, self.frame_no, reason, "")], time.monotonic())
-            log.warning("oversized frame", url=self.url, frame=self.frame_no, limit=self.max_frame)
-            return f"frame larger than {self.max_frame} bytes (close 1009)"
+            limit = self.settings.max_frame
+            log.warning("oversized frame", url=self.url, frame=self.frame_no, limit=limit)
+            return f"frame larger than {limit} bytes (close 1009)"
         frame = rcvd if rcvd is not None else sent
         if frame is None:
             return "connection lost (no close frame)"

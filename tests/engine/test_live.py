@@ -420,7 +420,7 @@ class FloodServer(WsServer):
 
 def _stalled(server: FloodServer, source: LiveSource, total: int) -> None:
     """Wait until the queue is full and the server's sends have stopped short of ``total``."""
-    wait_for(lambda: source.pending_batches >= source.max_pending, 10, "the queue to fill")
+    wait_for(lambda: source.pending_batches >= source.settings.max_pending, 10, "the queue to fill")
     last, still = -1, 0
     deadline = time.monotonic() + 15
     while still < 3:  # three 0.1 s looks without progress
@@ -431,7 +431,7 @@ def _stalled(server: FloodServer, source: LiveSource, total: int) -> None:
         last = now
         server.done.wait(0.1)
     assert server.frames < total
-    assert source.pending_batches == source.max_pending, "the queue grew beyond its bound"
+    assert source.pending_batches == source.settings.max_pending, "the queue grew beyond its bound"
 
 
 def test_backpressure_holds_the_server_and_loses_nothing() -> None:
@@ -441,7 +441,7 @@ def test_backpressure_holds_the_server_and_loses_nothing() -> None:
         with running(source) as src:
             _stalled(server, src, frames)
             # Stay blocked for twice the idle timeout: that is not an idle connection.
-            assert not server.done.wait(2 * src.idle_timeout), "the server was not held"
+            assert not server.done.wait(2 * src.settings.idle_timeout), "the server was not held"
             assert src.stats["disconnects"] == 0, "blocked time was counted as idle time"
             tables, _ = collect(src, records=frames * PER_FRAME, timeout=30)
             assert server.done.is_set()
