@@ -47,6 +47,15 @@ def non_negative(text: str) -> int:
     return int(text)
 
 
+def ring_name(text: str) -> str:
+    """A ring name the ring accepts (argparse type)."""
+    try:
+        ringbuffer.check_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m engine",
@@ -62,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="websocket feed (default %(default)s)")  # fmt: skip
     p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X|max",
                    help="historical pace: 1 = arrival times, N = N times faster, max (default 1)")
-    p.add_argument("--ring", default="quotes", metavar="NAME", help="ring name (default quotes)")
+    p.add_argument("--ring", type=ring_name, default="quotes", metavar="NAME",
+                   help="ring name (default quotes)")
     p.add_argument("--capacity", type=power_of_two, default=1 << 18, metavar="N",
                    help="records the ring holds, a power of two (default 262144)")
     p.add_argument("--control-file", metavar="PATH", help="default <state-dir>/mode")

@@ -26,10 +26,13 @@ USAGE_ERRORS = [  # (module, arguments, what the error line must name)
     ("engine", ["--mode", "sideways"], "--mode"),
     ("engine", ["--mode", "live", "--live-url", "http://x"], "--live-url"),
     ("engine", ["--mode", "historical", "--capacity", "1000"], "power of two"),
+    ("engine", ["--mode", "historical", "--ring", "bad name"], "--ring"),
+    ("engine", ["--mode", "live", "--live-url", "ws://[::1"], "--live-url"),
     ("engine", ["--mode", "historical", "--historical", "{tmp}/none.csv"], "none.csv"),
     ("processor", ["--bogus"], "--bogus"),
     ("processor", ["--latency-threshold", "-1"], "--latency-threshold"),
     ("processor", ["--name", "bad name"], "--name"),
+    ("processor", ["--ring", "bad name"], "--ring"),
     ("engine.feed", ["--bogus"], "--bogus"),
     ("engine.feed", ["--csv", "{tmp}/none.csv"], "--csv"),
     ("data.generate", ["--rows", "-1"], "--rows"),
@@ -56,7 +59,9 @@ def test_usage_error_is_one_structured_line_and_exit_2(
 ) -> None:
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if module == "engine":  # a ring and state folder of this test's own
-        args += ["--ring", f"t-prog-{tmp_path.name}"[:60], "--state-dir", str(tmp_path / "s")]
+        args += ["--state-dir", str(tmp_path / "s")]
+        if "--ring" not in args:
+            args += ["--ring", f"t-prog-{tmp_path.name}"[:60]]
     res = run(module, args, tmp_path)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.splitlines()
