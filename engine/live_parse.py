@@ -23,7 +23,6 @@ from engine.timestamps import parse_timestamp
 
 # The same decimal grammar as the CSV reader, for numbers sent as text (blanks around allowed).
 _NUMBER_RE = re.compile(rf"[ \t]*({NUMBER_PATTERN})[ \t]*")
-_WORDS = re.compile(r"[+-]?(?i:inf|infinity)")
 _REQUIRED = REQUIRED_COLUMNS[Mode.LIVE]
 
 
@@ -38,26 +37,30 @@ _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
 def _number(name: str, value: Any) -> float | str:
-    """A price or amount as float64, or the reason it is rejected."""
+    """A price or amount as float64, or the reason it is rejected.
+
+    One rule for non-finite numbers, as in the CSV reader: a number that means infinity is
+    infinity: the words ``inf``/``infinity`` (any case, signed) and a finite-looking number that
+    overflows float64 (``1e400`` as a JSON number, a decimal string or a huge integer). NaN is
+    not a number and is rejected (JSON has no NaN token; the decoder refuses ``NaN``)."""
     kind = type(value)
     if kind is float:
-        if math.isinf(value):
-            return f"{name} does not fit float64"
-        return value  # JSON has no NaN: the decoder refuses the token
+        return value  # JSON's 1e400 decodes as inf
     if kind is int:
         try:
             return float(value)
         except OverflowError:
-            return f"{name} does not fit float64"
+            return math.inf if value > 0 else -math.inf
     if kind is str:
         m = _NUMBER_RE.fullmatch(value)
         if m is None:
             return f"{name} is not a number ({value[:80]!r})"
-        number = float(m[1])
+        try:
+            number = float(m[1])  # overflows to inf, as "inf" does
+        except ValueError:  # "nan(123)": the grammar's NaN with a payload
+            number = math.nan
         if number != number:
             return f"{name} is not a number ({value[:80]!r})"
-        if math.isinf(number) and not _WORDS.fullmatch(m[1]):
-            return f"{name} does not fit float64 ({value[:80]!r})"
         return number
     if value is None:
         return f"{name} is null"
@@ -168,11 +171,11 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
         if size == 0:
             return "ticker is empty"
         return f"ticker is longer than {MAX_TICKER_BYTES} bytes ({size} bytes: {ticker[:80]!r})"
-    if type(bid) is not float or not -math.inf < bid < math.inf:
+    if type(bid) is not float:
         bid = _number("bid_price", bid)
         if type(bid) is str:
             return bid
-    if type(ask) is not float or not -math.inf < ask < math.inf:
+    if type(ask) is not float:
         ask = _number("ask_price", ask)
         if type(ask) is str:
             return ask
@@ -181,14 +184,10 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
         bid_amount = math.nan if bid_amount is None else _number("bid_amount", bid_amount)
         if type(bid_amount) is str:
             return bid_amount
-    elif not -math.inf < bid_amount < math.inf:
-        return "bid_amount does not fit float64"
     if type(ask_amount) is not float:
         ask_amount = math.nan if ask_amount is None else _number("ask_amount", ask_amount)
         if type(ask_amount) is str:
             return ask_amount
-    elif not -math.inf < ask_amount < math.inf:
-        return "ask_amount does not fit float64"
     # Every str was returned above, but mypy does not narrow on a failed ``type(x) is str`` (str
     # may be subclassed); the exact-type checks stay, they are cheaper than isinstance here.
     return ticker, ns, bid, ask, bid_amount, ask_amount  # type: ignore[return-value]
