@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -69,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="historical CSV (default %(default)s)")  # fmt: skip
     p.add_argument("--live-url", default="ws://127.0.0.1:8765", metavar="URL",
                    help="websocket feed (default %(default)s)")  # fmt: skip
+    p.add_argument("--live-idle-timeout", type=live_seconds("--live-idle-timeout", zero=True),
+                   default=10.0, metavar="SECONDS",
+                   help="live: a feed silent this long is dropped and reconnected; 0 never "
+                   "(default 10)")  # fmt: skip
+    p.add_argument("--live-backoff-max", type=live_seconds("--live-backoff-max"), default=5.0,
+                   metavar="SECONDS", help="live: the longest wait between reconnects; a "
+                   "connection counts as healthy after twice this (default 5)")  # fmt: skip
+    p.add_argument("--live-max-frame", type=live_bytes, default=1 << 20, metavar="BYTES",
+                   help="live: a larger frame is refused and recorded as rejected (default "
+                   "1048576)")  # fmt: skip
     p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X|max",
                    help="historical pace: 1 = arrival times, N = N times faster, max (default 1)")
     p.add_argument("--ring", type=ring_name, default="quotes", metavar="NAME",
@@ -92,6 +103,45 @@ def build_parser() -> argparse.ArgumentParser:
                    "long; it then fails with an overrun error (default: never, lossless)")
     return p
 
+
+def live_seconds(flag: str, *, zero: bool = False) -> Any:
+    """argparse type of a live duration: a finite number of seconds > 0 (``zero``: >= 0)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+            what = "a number of seconds >= 0 (0: never)" if zero else "a number of seconds > 0"
+            raise argparse.ArgumentTypeError(f"{flag} takes {what}, not {text!r}")
+        return value
+
+    return parse
+
+
+def live_bytes(text: str) -> int:
+    """argparse type of ``--live-max-frame``: a whole number of bytes >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--live-max-frame takes a whole number of bytes >= 1, not {text!r}"
+        )
+    return int(text)
+
+
+def live_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``LiveSource`` settings the command line sets (the first backoff step is at most
+    the cap)."""
+    return {
+        "idle_timeout": args.live_idle_timeout,
+        "backoff_max": args.live_backoff_max,
+        "backoff_initial": min(BACKOFF_INITIAL, args.live_backoff_max),
+        "max_frame": args.live_max_frame,
+    }
+
+
+#: ``LiveSettings.backoff_initial``'s default (not imported: engine.live loads websockets).
+BACKOFF_INITIAL = 0.1
 
 _threads: list[threading.Thread] = []
 
@@ -181,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     def make_live() -> Any:
         from engine.live import LiveSource  # websockets and asyncio: only when live is used
 
-        return TableSource(LiveSource(args.live_url))
+        return TableSource(LiveSource(args.live_url, **live_settings(args)))
 
     # The ring first: consumers attach while the input is parsed (the engine's first step).
     writer = ringbuffer.create(

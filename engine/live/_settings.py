@@ -3,6 +3,7 @@ keyword arguments and hands to the batcher and the connection."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -33,5 +34,7 @@ class LiveSettings:
             raise ValueError("batch_records, max_pending and max_frame must be at least 1")
         if not (self.batch_interval > 0 and self.backoff_initial > 0):
             raise ValueError("batch_interval and backoff_initial must be > 0")
-        if self.backoff_max < self.backoff_initial:
-            raise ValueError("backoff_max must be >= backoff_initial")
+        if not self.backoff_initial <= self.backoff_max < math.inf:
+            raise ValueError("backoff_max must be finite and >= backoff_initial")
+        if math.isnan(self.idle_timeout):
+            raise ValueError("idle_timeout must be a number of seconds (<= 0: never)")
