@@ -9,16 +9,19 @@ with ``poll``. Each rule lives in one private module:
   and rejects, ``batch_interval`` after the first, the end of a connection, ``stop``), the
   bounded queue of pending batches (``max_pending``: a full queue stops the reader, nothing is
   dropped) and idle detection (``idle_timeout``, time blocked on a full queue not counting);
-- ``_connection``: the asyncio client: connect, reconnect with :func:`backoff_delay` (full
-  jitter), keepalive pings, oversized frames;
+- ``_backoff``: :class:`Backoff`, the reconnect rule without I/O: exponential delays with full
+  jitter (:func:`backoff_delay`) up to ``backoff_max``, starting over only after a connection
+  stayed up for twice ``backoff_max`` (10 s by default; what it delivered does not count);
+- ``_connection``: the asyncio client: connect, reconnect after the :class:`Backoff`'s delays,
+  keepalive pings, oversized frames;
 - ``_settings``: :class:`LiveSettings`, every setting checked once;
 - ``_bridge``: :class:`LiveSource` itself, the thread with its own event loop
   (``common.cli.loop_factory``) and the waiting on both sides of the queue.
 """
 
+from engine.live._backoff import Backoff, backoff_delay
 from engine.live._batcher import Batch, Batcher
 from engine.live._bridge import LiveSource
-from engine.live._connection import backoff_delay
 from engine.live._settings import LiveSettings
 
-__all__ = ["Batch", "Batcher", "LiveSettings", "LiveSource", "backoff_delay"]
+__all__ = ["Backoff", "Batch", "Batcher", "LiveSettings", "LiveSource", "backoff_delay"]

@@ -6,10 +6,12 @@ rejects to the :class:`~engine.live._batcher.Batcher` and hands due batches over
 bridge's :class:`~engine.live._bridge.Handoff`; the batcher decides what is due, this module
 only does the waiting and the socket work.
 
-Reconnecting: after any failure (refused, dropped, closed, idle) it connects again after
-:func:`backoff_delay` (exponential, full jitter, capped at ``backoff_max``); a connection that
-delivered a frame resets the backoff. The records of a connection that ended are handed over
-before it connects again.
+Reconnecting: after any failure (refused, dropped, closed, idle) it connects again after the
+delay of a :class:`~engine.live._backoff.Backoff` (exponential, full jitter, capped at
+``backoff_max``); the backoff starts over only after a connection stayed up for twice
+``backoff_max`` (what it delivered does not count), so a feed that sends a quote and closes is
+not hammered. The records of a connection that ended are handed over before it connects
+again.
 
 Keepalive: pings go out every ``KEEPALIVE_INTERVAL`` seconds so that middleboxes and the server
 see a live client; they carry no pong deadline while idle detection is on, because a pong
@@ -33,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from common.log import get_logger
+from engine.live._backoff import Backoff
 from engine.live._batcher import Batcher
 from engine.live._settings import LiveSettings
 from engine.live_parse import parse_frame
@@ -67,11 +69,6 @@ WS_MAX_QUEUE = 16
 _ws_logger = logging.getLogger("engine.live.websockets")
 _ws_logger.addHandler(logging.NullHandler())
 _ws_logger.propagate = False
-
-
-def backoff_delay(attempt: int, initial: float, cap: float) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, initial * 2**attempt)]."""
-    return random.uniform(0.0, min(cap, initial * 2.0 ** min(attempt, 60)))
 
 
 class Connection:
@@ -106,13 +103,10 @@ class Connection:
         # Set when the open batch gets its first item (wakes the ticker); made on the loop.
         self._started: asyncio.Event | None = None
 
-    def _backoff(self, attempt: int) -> float:
-        return backoff_delay(attempt, self.settings.backoff_initial, self.settings.backoff_max)
-
     async def run(self) -> None:
         """Connect, read, reconnect, until ``stopping`` is set or the task is cancelled."""
         self._started = asyncio.Event()
-        attempt = 0
+        backoff = Backoff(initial=self.settings.backoff_initial, cap=self.settings.backoff_max)
         down_since: float | None = None  # when the last connection ended (for the gap)
         while not self.stopping.is_set():
             idle = self.batcher.idle_timeout
@@ -129,25 +123,24 @@ class Connection:
                     logger=_ws_logger,
                 )
             except Exception as exc:
-                delay = self._backoff(attempt)
-                attempt += 1
+                delay = backoff.next_delay()
                 log.warning(
                     "connect failed",
                     url=self.url,
                     error=_describe(exc),
-                    attempt=attempt,
+                    attempt=backoff.attempt,
                     retry_in=round(delay, 3),
                 )
                 await asyncio.sleep(delay)
                 continue
             self.stats["connects"] += 1
+            backoff.connected(time.monotonic())
             fields: dict[str, Any] = {"url": self.url, "connects": self.stats["connects"]}
             if down_since is None:
                 log.info("connected", **fields)
             else:
                 gap = round(time.monotonic() - down_since, 3)
                 log.info("reconnected", gap_s=gap, **fields)
-            frames_before = self.stats["frames"]
             records_before = self.stats["records"]
             try:
                 reason = await self._session(ws)
@@ -160,15 +153,15 @@ class Connection:
             await _close(ws)
             self._disconnected(reason, records_before)
             down_since = time.monotonic()
+            backoff.disconnected(down_since)  # a healthy connection starts the backoff over
             if self.batcher.disconnected():  # hand over what arrived before the drop
                 await self.handoff.hand_over()
-            if self.stats["frames"] > frames_before:
-                attempt = 0  # a connection that delivered something resets the backoff
             if self.stopping.is_set():
                 return
-            delay = self._backoff(attempt)
-            attempt += 1
-            log.info("reconnecting", url=self.url, attempt=attempt, retry_in=round(delay, 3))
+            delay = backoff.next_delay()
+            log.info(
+                "reconnecting", url=self.url, attempt=backoff.attempt, retry_in=round(delay, 3)
+            )
             await asyncio.sleep(delay)
 
     def _disconnected(self, reason: str, records_before: int) -> None:
