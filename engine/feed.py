@@ -4,13 +4,20 @@ The CSV (live layout, contract section 1) is loaded once; rejected rows are logg
 file and line and skipped. One shared playback starts when the first client connects: every
 client gets the quotes sent from the moment it connected on (live semantics). ``--speed 1``
 follows the timestamps, ``--speed N`` N times faster, ``--speed max`` as fast as the clients
-take the frames. Every send is awaited, so a slow client slows the feed for everyone instead of
-being buffered without bound; keepalive pings carry no pong deadline, so a client that stops
-reading under backpressure is held, not cut off. Quotes with the same timestamp go out together
+take the frames. Quotes with the same timestamp go out together
 as one JSON array frame (``--frame array``, at most ``MAX_OBJECTS`` objects a frame) or one
 object a frame (``--frame object``). At the end the feed starts again with ``--loop``, else it
 keeps the clients connected but idle. SIGINT/SIGTERM close every client with code 1001 and
 exit 0.
+
+Slow clients: each client has its own send buffer of at most ``MAX_BEHIND_BYTES`` (8 MiB) of
+frames, beyond what the kernel's socket buffers hold, drained by a writer task of its own, so
+one client's pace never holds the others. When a frame does not fit, the client is too far
+behind: it is dropped (a close frame with code 1008 if it can still take one, else the TCP
+connection is aborted) with a warning naming its address and how far behind it was (bytes and
+frames), and the others go on at the feed's pace. With ``--speed max`` the slowest client sets
+the pace, as before: the playback waits for room in every buffer, and only a client whose full
+buffer has not moved for ``STALL_SECONDS`` (2 s) is dropped.
 
 The encoding is pure and tested directly: ``format_timestamps``, ``encode_objects`` and
 ``encode_frames`` turn table rows into the exact JSON of the contract's example.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import errno
 import json
@@ -56,6 +64,13 @@ BLOCK_ROWS = 4096
 PROGRESS_INTERVAL = 5.0
 #: Rejected rows logged one by one before only the count is reported.
 MAX_LOGGED_REJECTS = 100
+#: Bytes of frames a client's send buffer holds (beyond the kernel's socket buffers); a client
+#: further behind is dropped.
+MAX_BEHIND_BYTES = 8 << 20
+#: ``--speed max``: seconds a client's full buffer may stay unmoved before it is dropped.
+STALL_SECONDS = 2.0
+#: Seconds a dropped client gets to take its close frame before its TCP connection is aborted.
+DROP_CLOSE_TIMEOUT = 1.0
 
 FrameMode = Literal["array", "object"]
 
@@ -214,6 +229,44 @@ def playback_order(table: pa.Table) -> pa.Table:
 # --- the server -------------------------------------------------------------------------------
 
 
+class Client:
+    """One connected client: its bounded send buffer and the writer task that drains it."""
+
+    def __init__(self, ws: ServerConnection, peer: str, room: asyncio.Event) -> None:
+        self.ws = ws
+        self.peer = peer
+        self.frames: collections.deque[bytes] = collections.deque()
+        self.queued = 0  # bytes in ``frames``
+        self.stalled_since: float | None = None  # full and unmoved since (``--speed max``)
+        self._room = room  # set whenever a frame leaves any buffer
+        self._ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def fits(self, size: int) -> bool:
+        """A frame of ``size`` bytes fits in the buffer (an empty buffer takes any frame)."""
+        return not self.queued or self.queued + size <= MAX_BEHIND_BYTES
+
+    def put(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.queued += len(frame)
+        self._ready.set()
+
+    async def write(self) -> None:
+        """Send the buffered frames in order until the connection closes."""
+        ws, frames = self.ws, self.frames
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                while not frames:
+                    self._ready.clear()
+                    await self._ready.wait()
+                frame = frames[0]
+                await ws.send(frame, text=True)
+                frames.popleft()
+                self.queued -= len(frame)
+                self.stalled_since = None
+                self._room.set()
+
+
 class Feed:
     """The shared playback and the set of connected clients."""
 
@@ -225,22 +278,27 @@ class Feed:
         self.speed = speed
         self.loop = loop
         self.frame: FrameMode = frame
-        self.clients: set[ServerConnection] = set()
+        self.clients: dict[ServerConnection, Client] = {}
         self.first_client = asyncio.Event()
         self.quotes_sent = 0
         self.frames_sent = 0
         self.passes = 0
+        self.dropped = 0
+        self._room = asyncio.Event()
 
     async def handler(self, ws: ServerConnection, n: int) -> None:
-        """Hold a client (connection number ``n``) until it goes; playback does the sending."""
+        """Hold a client (connection number ``n``) until it goes; its writer does the sending."""
         peer = _peer(ws)
-        self.clients.add(ws)
+        client = Client(ws, peer, self._room)
+        client.task = asyncio.create_task(client.write())
+        self.clients[ws] = client
         log.info("client connected", peer=peer, clients=len(self.clients))
         self.first_client.set()
         try:
             await ws.wait_closed()
         finally:
-            self.clients.discard(ws)
+            self.clients.pop(ws, None)
+            client.task.cancel()
             code = ws.close_code
             log.info(
                 "client disconnected",
@@ -250,13 +308,62 @@ class Feed:
             )
 
     async def _send(self, frame: bytes) -> None:
-        clients = self.clients
-        if not clients:
+        """Put ``frame`` in every client's buffer; drop a client it does not fit (``--speed
+        max``: wait for room first, dropping only clients stalled for ``STALL_SECONDS``)."""
+        if not self.clients:
             return
-        if len(clients) == 1:
-            await _send_one(next(iter(clients)), frame)
-        else:
-            await asyncio.gather(*(_send_one(ws, frame) for ws in list(clients)))
+        size = len(frame)
+        if self.speed is None:
+            await self._wait_for_room(size)
+        for client in list(self.clients.values()):
+            if client.fits(size):
+                client.put(frame)
+            else:
+                self._drop(client)
+
+    async def _wait_for_room(self, size: int) -> None:
+        while True:
+            full = [c for c in self.clients.values() if not c.fits(size)]
+            if not full:
+                return
+            now = time.monotonic()
+            wait, dropped = STALL_SECONDS, False
+            for client in full:
+                if client.stalled_since is None:
+                    client.stalled_since = now
+                elif now - client.stalled_since >= STALL_SECONDS:
+                    self._drop(client)
+                    dropped = True
+                    continue
+                wait = min(wait, client.stalled_since + STALL_SECONDS - now)
+            if dropped:
+                continue
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(wait, 0.0)):
+                    await self._room.wait()
+
+    def _drop(self, client: Client) -> None:
+        """Drop a client that fell ``MAX_BEHIND_BYTES`` behind; the others go on."""
+        if self.clients.pop(client.ws, None) is None:
+            return
+        self.dropped += 1
+        log.warning(
+            "client dropped: too far behind",
+            peer=client.peer,
+            behind_bytes=client.queued,
+            behind_frames=len(client.frames),
+            limit_bytes=MAX_BEHIND_BYTES,
+            clients=len(self.clients),
+        )
+        if client.task is not None:
+            client.task.cancel()
+        client.frames.clear()
+        client.queued = 0
+        reason = f"too slow: more than {MAX_BEHIND_BYTES} bytes behind"
+        task = asyncio.create_task(_close_slow(client.ws, reason))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
     async def play(self) -> None:
         """Wait for the first client, then play the table (again and again with ``loop``)."""
@@ -297,9 +404,16 @@ class Feed:
         )
 
 
-async def _send_one(ws: ServerConnection, frame: bytes) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(frame, text=True)
+#: Close tasks of dropped clients (held so that they are not collected while running).
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _close_slow(ws: ServerConnection, reason: str) -> None:
+    """A close frame (1008) if the client can still take one in time, else abort TCP."""
+    with contextlib.suppress(TimeoutError, ConnectionClosed):
+        async with asyncio.timeout(DROP_CLOSE_TIMEOUT):
+            await ws.close(1008, reason)
+    ws.transport.abort()  # no-op once closed
 
 
 def _peer(ws: ServerConnection) -> str:
@@ -315,7 +429,7 @@ async def serve_feed(feed: Feed, host: str, port: int) -> int:
         port=port,
         max_size=1 << 16,
         ping_interval=20,
-        ping_timeout=None,  # a client that stops reading holds the feed, it is not cut off
+        ping_timeout=None,  # a client that stops reading is dropped by its full send buffer
         close_timeout=1,
         logger=_ws_logger,
     )
