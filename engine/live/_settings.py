@@ -12,8 +12,9 @@ class LiveSettings:
     """``batch_records`` records (rejects count too) or ``batch_interval`` seconds make a batch,
     whichever comes first; at most ``max_pending`` batches wait for ``poll``; a connection
     silent for ``idle_timeout`` seconds is dead (``<= 0``: never); reconnects back off from
-    ``backoff_initial`` up to ``backoff_max`` seconds; a frame over ``max_frame`` bytes is
-    refused. Raises ValueError for a setting out of range.
+    ``backoff_initial`` up to ``backoff_max`` seconds, starting over after a connection stayed
+    up for ``2 * backoff_max`` (:class:`~engine.live._backoff.Backoff`); a frame over
+    ``max_frame`` bytes is refused. Raises ValueError for a setting out of range.
 
     >>> LiveSettings(batch_records=0)
     Traceback (most recent call last):
