@@ -82,10 +82,12 @@ def test_bad_settings_are_refused(kwargs: dict[str, Any]) -> None:
         Backoff(**kwargs)
 
 
+@pytest.mark.parametrize("how", ["close-1011", "oversized-frame"])
 def test_a_feed_that_sends_one_quote_and_closes_gets_a_growing_backoff(
-    capsys: pytest.CaptureFixture[str],
+    how: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every connection completes the handshake, delivers one quote and closes with 1011. Over
+    """Every connection completes the handshake, delivers one quote and closes with 1011 (or
+    sends a frame over the client's limit, which the client refuses and drops). Over
     a window of 2 s the source connects a handful of times (with a 0.5 s cap the expected delay
     is 0.25 s once the cap is reached), not the ~100 a second of a backoff that starts over on
     every quote; the attempts logged keep growing (1, 2, 3, ...) and the delays stay under the
@@ -95,10 +97,14 @@ def test_a_feed_that_sends_one_quote_and_closes_gets_a_growing_backoff(
 
     async def handler(ws: ServerConnection, n: int) -> None:
         await ws.send(quote)
-        await ws.close(1011, "internal error")
+        if how == "close-1011":
+            await ws.close(1011, "internal error")
+        else:  # the client refuses the frame (close 1009) and drops the connection
+            await ws.send("[" + quote * 100 + "]")
+            await ws.wait_closed()
 
     with WsServer(handler) as server:
-        source = LiveSource(server.url, backoff_initial=0.005, backoff_max=0.5)
+        source = LiveSource(server.url, backoff_initial=0.005, backoff_max=0.5, max_frame=4096)
         source.start()
         try:
             wait_until(lambda: server.connections >= 3, "three connections")
