@@ -401,6 +401,7 @@ class Feed:
             frames=self.frames_sent,
             passes=self.passes,
             clients=len(self.clients),
+            dropped=self.dropped,
         )
 
 
