@@ -5,6 +5,11 @@ The parsed, sorted table is stored as an uncompressed Arrow IPC file under
 file's metadata records the input's identity (resolved path, size, mtime_ns and a hash of its first
 and last MiB), the parser version and options, and the rejected-row count. A cache whose identity
 does not match, or that does not open and validate, is ignored and replaced.
+
+Beside each cache file, ``<file>.crc32`` holds the CRC-32 and length of its bytes, checked
+against the mapped file on load: flipped bytes inside a price column leave a valid Arrow file,
+and only a checksum of the bytes sees them. A mismatch is logged (naming the file) and the input
+is parsed again. The files are 0600, like the checkpoint.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from common.log import get_logger
 from common.schema import REQUIRED_COLUMNS, Mode
 from engine.historical import TABLE_SCHEMA, Parsed, load_historical
 from engine.rejects import Rejected
@@ -26,6 +33,7 @@ from engine.rejects import Rejected
 CACHE_VERSION = 1
 _META_KEY = b"quote-replay.cache"
 _EDGE = 1 << 20  # bytes hashed at each end of the input
+_log = get_logger("engine")
 
 
 @dataclass(frozen=True)
@@ -83,18 +91,56 @@ def store(
     and a torn one fails validation on load and is parsed anew.
     """
     target = cache_path(state_dir, path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     meta = json.dumps(_meta(ident, required, parsed)).encode()
     schema = TABLE_SCHEMA.with_metadata({_META_KEY: meta})
     table = parsed.table.replace_schema_metadata(schema.metadata)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    sum_path = _sum_path(target)
+    sum_tmp = sum_path.with_name(f".{sum_path.name}.{os.getpid()}.tmp")
     try:
+        _create_0600(tmp)
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             writer.write_table(table)
+        with pa.memory_map(str(tmp)) as mapped:
+            buf = mapped.read_buffer()
+            checksum = f"{zlib.crc32(buf)} {buf.size}\n"
+            del buf
+        _create_0600(sum_tmp)
+        sum_tmp.write_text(checksum)
         os.replace(tmp, target)
+        os.replace(sum_tmp, sum_path)
     finally:
         tmp.unlink(missing_ok=True)
+        sum_tmp.unlink(missing_ok=True)
     return target
+
+
+def _sum_path(target: Path) -> Path:
+    return target.with_name(target.name + ".crc32")
+
+
+def _create_0600(path: Path) -> None:
+    """Create (or empty) ``path`` with mode 0600, not through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+
+
+def _checked_buffer(target: Path) -> pa.Buffer | None:
+    """The bytes of the cache file, mapped, if they match the checksum stored beside it."""
+    try:
+        want = _sum_path(target).read_text().split()
+        crc, size = int(want[0]), int(want[1])
+    except (OSError, ValueError, IndexError):
+        return None  # no checksum (or an unreadable one): not a cache to trust
+    with pa.memory_map(str(target)) as mapped:
+        buf = mapped.read_buffer()
+    if buf.size != size or zlib.crc32(buf) != crc:
+        _log.warning("parse cache is corrupt (checksum mismatch): parsing the input again",
+                     file=str(target))  # fmt: skip
+        return None
+    return buf
 
 
 def load_cached(
@@ -114,7 +160,10 @@ def load_cached(
         return None
     ident = ident or identity(path)
     try:
-        reader = pa.ipc.open_file(pa.memory_map(str(target)))
+        buf = _checked_buffer(target)
+        if buf is None:
+            return None
+        reader = pa.ipc.open_file(buf)
         meta = json.loads((reader.schema.metadata or {})[_META_KEY])
         if (
             meta["version"] != CACHE_VERSION

@@ -21,7 +21,7 @@ import ringbuffer
 from common.cli import Parser, UsageError, check_ws_url, run_program
 from common.log import bridge_stdlib, get_logger
 from common.schema import QUOTE_SCHEMA, Mode
-from engine import cache
+from engine import cache, statedir
 from engine.checkpoint import Checkpoint, recover
 from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             f"--state-dir {state_dir}: not a writable folder ({exc.strerror or exc}); "
             "choose another with --state-dir"
         ) from exc
+    statedir.lock(state_dir)  # one engine per state dir, for this process's life (exit 2)
     control_path = Path(args.control_file or state_dir / "mode")
     if (control_path.exists() and not control_path.is_file()) or control_path.is_symlink():
         raise UsageError(f"--control-file {control_path}: exists and is not a regular file")

@@ -40,9 +40,10 @@ def test_miss_then_hit_gives_the_same_table(csv_file: Path, tmp_path: Path) -> N
     assert second.rejected == []  # nothing to re-append to rejected_rows.csv
     assert second.rejected_count == 1
     assert second.first_rejected == first.rejected[0]
-    assert [p.name for p in cache_path(state, csv_file).parent.iterdir()] == [
-        cache_path(state, csv_file).name
-    ]  # written atomically: no temp file left
+    name = cache_path(state, csv_file).name
+    assert sorted(p.name for p in cache_path(state, csv_file).parent.iterdir()) == [
+        name, f"{name}.crc32"
+    ]  # written atomically: no temp file left; the checksum beside it
 
 
 def test_cached_table_is_memory_mapped(tmp_path: Path) -> None:
