@@ -21,7 +21,7 @@ import ringbuffer
 from common.cli import Parser, UsageError, check_ws_url, run_program
 from common.log import bridge_stdlib, get_logger
 from common.schema import QUOTE_SCHEMA, Mode
-from engine import cache
+from engine import cache, statedir
 from engine.checkpoint import Checkpoint, recover
 from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
@@ -189,9 +189,7 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        probe = state_dir / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        statedir.lock(state_dir)  # one engine per state folder, for this process's life
     except OSError as exc:
         raise UsageError(
             f"--state-dir {state_dir}: not a writable folder ({exc.strerror or exc}); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,11 +11,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from common.cli import UsageError
+
 #: File name of the reject log inside the state directory (contract section 4).
 REJECT_FILE = "rejected_rows.csv"
 HEADER = ("source", "line", "reason", "raw")
 #: Raw text longer than this is cut (with a marker) before it is stored.
 RAW_LIMIT = 4096
+
+
+class RejectLogError(Exception):
+    """``rejected_rows.csv`` could not be written (a runtime failure: exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,18 @@ class RejectLog:
     def _open(self) -> csv.DictWriter[str]:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(self.path, flags, 0o600)  # as private as the checkpoint
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UsageError(
+                        f"{self.path} is a symbolic link: the reject log is not written through "
+                        "links; remove it or choose another --state-dir"
+                    ) from None
+                raise RejectLogError(f"cannot open {self.path}: {exc.strerror}") from exc
             self._file = open(  # noqa: SIM115
-                self.path, "a", newline="", encoding="utf-8", errors="backslashreplace"
+                fd, "a", newline="", encoding="utf-8", errors="backslashreplace"
             )
             self._writer = csv.DictWriter(self._file, HEADER, lineterminator="\n")
             if self._file.tell() == 0:
@@ -64,14 +81,17 @@ class RejectLog:
         """Write ``rows``, flush, and return how many were written."""
         writer = None
         n = 0
-        for row in rows:
-            writer = writer or self._open()
-            writer.writerow(
-                {"source": row.source, "line": row.line, "reason": row.reason, "raw": row.raw}
-            )
-            n += 1
-        if n and self._file is not None:
-            self._file.flush()
+        try:
+            for row in rows:
+                writer = writer or self._open()
+                writer.writerow(
+                    {"source": row.source, "line": row.line, "reason": row.reason, "raw": row.raw}
+                )
+                n += 1
+            if n and self._file is not None:
+                self._file.flush()
+        except OSError as exc:  # disk full, I/O error: say which file
+            raise RejectLogError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
         self.count += n
         return n
 

@@ -9,6 +9,7 @@ exits (gh-82300). Here only the creator ever removes a segment.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import mmap
@@ -16,6 +17,8 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+
+from ._errors import NoSpace
 
 SHM_DIR = Path(os.environ.get("RINGBUFFER_SHM_DIR", "/dev/shm"))
 PREFIX = "ringbuffer-"
@@ -55,11 +58,28 @@ def segments(prefix: str = "") -> list[str]:
 
 
 def create_file(path: Path, size: int) -> int:
-    """Create ``path`` exclusively with mode 0600 and ``size`` zero bytes; returns its fd."""
+    """Create ``path`` exclusively with mode 0600 and ``size`` zero bytes; returns its fd.
+
+    The bytes are reserved (``posix_fallocate``), not only promised: on a tmpfs a mapping of a
+    sparse file is backed page by page as it is touched, so a folder too small for the ring
+    would kill the writer with SIGBUS at some later store, with nothing logged. Here it fails
+    at once with :class:`NoSpace`, saying how much is needed and how much is free.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)  # whatever the umask says
         os.ftruncate(fd, size)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EFBIG):
+                raise
+            st = os.statvfs(path.parent)
+            raise NoSpace(
+                f"{path.parent} has {st.f_bavail * st.f_frsize:,} bytes free; the ring needs "
+                f"{size:,}: free space there, give the shared-memory folder more room "
+                "(docker run --shm-size), or choose a smaller --capacity"
+            ) from None
     except BaseException:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
