@@ -147,10 +147,31 @@ def arrival_ns(timestamp: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
 # --- the whole parse --------------------------------------------------------------------------
 
 
+#: First bytes of compressed files, which would otherwise read as a header of garbage.
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+}
+
+
 def _parse(data: InputBytes, source: str, required: Sequence[str]) -> Parsed:
+    head = data.read(0, 8)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise InputError(f"{source} is {kind}-compressed: decompress it first")
+    if data.size < (1 << 20) and b"\n" not in data.read(0, data.size):
+        data = InputBytes(pa.py_buffer(data.read(0, data.size) + b"\n"))  # a header alone
     names = header_names(data)
     index: dict[str, int] = {}
     for i, name in enumerate(names):
+        if name in index and name in _FIELDS:
+            raise InputError(
+                f"{source}: column {name!r} appears twice in the header (columns "
+                f"{index[name] + 1} and {i + 1}): keep one"
+            )
         index.setdefault(name, i)
     missing = [c for c in ("timestamp", "ticker", *required) if c not in index]
     if missing:
