@@ -55,6 +55,7 @@ class RejectLog:
         self.count = 0
         self._file: IO[str] | None = None
         self._writer: csv.DictWriter[str] | None = None
+        self._quoted: csv.DictWriter[str] | None = None
 
     def _open(self) -> csv.DictWriter[str]:
         if self._writer is None:
@@ -73,6 +74,11 @@ class RejectLog:
                 fd, "a", newline="", encoding="utf-8", errors="backslashreplace"
             )
             self._writer = csv.DictWriter(self._file, HEADER, lineterminator="\n")
+            # The csv module quotes a field holding "\n" but not one holding a bare "\r",
+            # which a reader then splits: such rows are written with every field quoted.
+            self._quoted = csv.DictWriter(
+                self._file, HEADER, lineterminator="\n", quoting=csv.QUOTE_ALL
+            )
             if self._file.tell() == 0:
                 self._writer.writeheader()
         return self._writer
@@ -84,9 +90,11 @@ class RejectLog:
         try:
             for row in rows:
                 writer = writer or self._open()
-                writer.writerow(
-                    {"source": row.source, "line": row.line, "reason": row.reason, "raw": row.raw}
-                )
+                fields = {"source": row.source, "line": row.line, "reason": row.reason,
+                          "raw": row.raw}  # fmt: skip
+                quoted = "\r" in row.raw or "\r" in row.reason or "\r" in row.source
+                quoting = self._quoted if quoted else None
+                (quoting or writer).writerow(fields)
                 n += 1
             if n and self._file is not None:
                 self._file.flush()
@@ -100,7 +108,7 @@ class RejectLog:
         if self._file is not None:
             self._file.close()
         self._file = None
-        self._writer = None
+        self._writer = self._quoted = None
 
     def __enter__(self) -> RejectLog:
         return self

@@ -28,6 +28,8 @@ _NUM_BASE = {"bid_price": 7, "ask_price": 10, "latency": 13}
 # Checked after the above: an infinite latency (it cannot be paced or ordered), a ticker with a
 # control character (a newline would break the extended output line).
 _LAT_INF, _TK_CTRL = 16, 17
+#: Set by the reader on a row whose stray quote it hid (``engine.historical._read_records``).
+QUOTE = 18
 #: Control characters (C0 and DEL), as an RE2 class over the ticker's bytes.
 CONTROL_RE = "[\\x00-\\x1f\\x7f]"
 
@@ -121,6 +123,8 @@ def reject_reason(code: int, name: str, text: str | None) -> str:
         return f"ticker holds a control character ({shown})"
     if code == _LAT_INF:
         return f"latency is not finite ({shown})"
+    if code == QUOTE:
+        return "a quote is never closed"
     kind = (code - 7) % 3
     if kind == _EMPTY:
         return f"{name} is empty"
@@ -137,6 +141,8 @@ def code_field(code: int) -> str:
         return "ticker"
     if code == _LAT_INF:
         return "latency"
+    if code == QUOTE:
+        return "ticker"
     return next(name for name, base in _NUM_BASE.items() if base <= code < base + 3)
 
 

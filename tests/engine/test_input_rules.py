@@ -79,3 +79,43 @@ def test_a_live_ticker_with_a_control_character_is_rejected(ticker: str) -> None
     assert [r.reason for r in rejected] == [
         f"ticker holds a control character ({ticker!r}) (object 1 of frame)"
     ]
+
+
+def test_rejects_after_a_quoted_newline_keep_their_own_lines_and_text() -> None:
+    """A quoted field may hold a newline (an ignored column here: the row is data); every row
+    left out after it is reported once, on the line where it starts, with its own text."""
+    header = b"timestamp,ticker,bid_price,ask_price,latency,note"
+    rows = [
+        b'2025-01-01 00:00:00,A,1,2,3,"two\nlines"',  # lines 2-3: valid
+        b"2025-01-01 00:00:01,B,x,2,3,",  # line 4
+        b"2025-01-01 00:00:02,C,1,2,3,",  # line 5: valid
+        b"bad,D,1,2,3,",  # line 6
+        b"2025-01-01 00:00:03,E,1,2,-1,",  # line 7
+        b"2025-01-01 00:00:04,F,1,2,3",  # line 8: ragged
+        b'2025-01-01 00:00:05,G,1,2,3,"x"',  # line 9: valid
+    ]
+    parsed = parse_historical(b"\n".join([header, *rows]) + b"\n", "in.csv")
+    assert [str(t) for t in parsed.table.column("ticker").to_pylist()] == ["A", "C", "G"]
+    assert sorted(parsed.table.column("line").to_pylist()) == [2, 5, 9]
+    assert [(r.line, r.raw) for r in parsed.rejected] == [
+        (4, rows[1].decode()), (6, rows[3].decode()), (7, rows[4].decode()),
+        (8, rows[5].decode()),
+    ]  # fmt: skip
+    assert parsed.rejected_count == 4
+
+
+def test_a_stray_quote_costs_its_own_row_even_when_a_later_quote_pairs_with_it() -> None:
+    rows = [
+        b"2025-01-01 00:00:00,A,1,2,3",
+        b'2025-01-01 00:00:01,"B,1,2,3',  # line 3: the quote is never closed
+        b"2025-01-01 00:00:02,C,1,2,3",
+        b'2025-01-01 00:00:03,"D",1,2,3',  # line 5: a quoted ticker, valid
+        b"2025-01-01 00:00:04,E,1,2,3",
+    ]
+    parsed = parse_historical(b"\n".join([HEADER, *rows]) + b"\n", "in.csv")
+    assert sorted(str(t) for t in parsed.table.column("ticker").to_pylist()) == [
+        "A", "C", "D", "E",
+    ]  # fmt: skip
+    assert [(r.line, r.reason, r.raw) for r in parsed.rejected] == [
+        (3, "a quote is never closed", rows[1].decode())
+    ]
