@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -9,8 +10,8 @@ from pathlib import Path
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder.
 
-    A crash at any point leaves either the previous file or the new one; a failed write
-    (a full disk...) removes its temporary file and re-raises.
+    A crash at any point leaves either the previous file or the new one; a failed write (disk
+    full, say) removes its temporary file and raises.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -25,7 +26,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:

@@ -42,9 +42,17 @@ def power_of_two(text: str) -> int:
     return n
 
 
-def non_negative(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+#: Consumer slots of the engine's ring: at most this many consumers attach at once.
+CONSUMER_SLOTS = 64
+
+
+def consumer_count(text: str) -> int:
+    """argparse type of --wait-for-consumers: a whole number from 0 to the ring's slots."""
+    if not text.isdigit() or int(text) > CONSUMER_SLOTS:
+        raise argparse.ArgumentTypeError(
+            f"--wait-for-consumers takes a whole number from 0 to {CONSUMER_SLOTS} (the "
+            f"ring's consumer slots), not {text!r}"
+        )
     return int(text)
 
 
@@ -70,11 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="historical CSV (default %(default)s)")  # fmt: skip
     p.add_argument("--live-url", default="ws://127.0.0.1:8765", metavar="URL",
                    help="websocket feed (default %(default)s)")  # fmt: skip
-    p.add_argument("--live-idle-timeout", type=live_seconds("--live-idle-timeout", zero=True),
+    p.add_argument("--live-idle-timeout", type=seconds("--live-idle-timeout", zero="never"),
                    default=10.0, metavar="SECONDS",
                    help="live: a feed silent this long is dropped and reconnected; 0 never "
                    "(default 10)")  # fmt: skip
-    p.add_argument("--live-backoff-max", type=live_seconds("--live-backoff-max"), default=5.0,
+    p.add_argument("--live-backoff-max", type=seconds("--live-backoff-max"), default=5.0,
                    metavar="SECONDS", help="live: the longest wait between reconnects; a "
                    "connection counts as healthy after twice this (default 5)")  # fmt: skip
     p.add_argument("--live-max-frame", type=live_bytes, default=1 << 20, metavar="BYTES",
@@ -89,23 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-file", metavar="PATH", help="default <state-dir>/mode")
     p.add_argument("--state-dir", default=".replay-state", metavar="PATH",
                    help="checkpoint, cache and rejected_rows.csv (default %(default)s)")
-    p.add_argument("--wait-for-consumers", type=non_negative, default=0, metavar="N",
+    p.add_argument("--wait-for-consumers", type=consumer_count, default=0, metavar="N",
                    help="publish nothing until N consumers are attached")
     p.add_argument("--exit-at-end", action="store_true",
                    help="historical: after the last record, wait until every consumer has read "
                    "everything, then exit 0")
     p.add_argument("--strict", action="store_true", help="stop at the first rejected row (exit 2)")
-    p.add_argument("--consumer-grace", type=float, default=5.0, metavar="SECONDS",
+    p.add_argument("--consumer-grace", type=seconds("--consumer-grace", zero="not at all"),
+                   default=5.0, metavar="SECONDS",
                    help="how long a dead consumer keeps holding the writer, so a supervisor can "
                    "restart it without loss (default 5)")
-    p.add_argument("--evict-after", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--evict-after", type=seconds("--evict-after"), default=None, metavar="SECONDS",
                    help="opt-in: stop waiting for a live consumer that blocks the writer this "
                    "long; it then fails with an overrun error (default: never, lossless)")
     return p
 
 
-def live_seconds(flag: str, *, zero: bool = False) -> Any:
-    """argparse type of a live duration: a finite number of seconds > 0 (``zero``: >= 0)."""
+def seconds(flag: str, *, zero: str | None = None) -> Any:
+    """argparse type of a duration: a finite number of seconds > 0, or >= 0 when ``zero``
+    says what 0 means."""
 
     def parse(text: str) -> float:
         try:
@@ -113,7 +123,7 @@ def live_seconds(flag: str, *, zero: bool = False) -> Any:
         except ValueError:
             value = math.nan
         if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
-            what = "a number of seconds >= 0 (0: never)" if zero else "a number of seconds > 0"
+            what = f"a number of seconds >= 0 (0: {zero})" if zero else "a number of seconds > 0"
             raise argparse.ArgumentTypeError(f"{flag} takes {what}, not {text!r}")
         return value
 
@@ -189,15 +199,12 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        probe = state_dir / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        statedir.lock(state_dir)  # one engine per state folder, for this process's life
     except OSError as exc:
         raise UsageError(
             f"--state-dir {state_dir}: not a writable folder ({exc.strerror or exc}); "
             "choose another with --state-dir"
         ) from exc
-    statedir.lock(state_dir)  # one engine per state dir, for this process's life (exit 2)
     control_path = Path(args.control_file or state_dir / "mode")
     if (control_path.exists() and not control_path.is_file()) or control_path.is_symlink():
         raise UsageError(f"--control-file {control_path}: exists and is not a regular file")
@@ -237,8 +244,9 @@ def run(args: argparse.Namespace) -> int:
     # The ring first: consumers attach while the input is parsed (the engine's first step).
     writer = ringbuffer.create(
         args.ring, QUOTE_SCHEMA, capacity=args.capacity, tag=cp.stream,
-        dead_grace=args.consumer_grace, evict_after=args.evict_after,
+        dead_grace=args.consumer_grace, evict_after=args.evict_after, n_slots=CONSUMER_SLOTS,
     )  # fmt: skip
+    engine: Engine | None = None
     try:
         engine = Engine(
             EngineOptions(mode, args.exit_at_end, args.strict, args.wait_for_consumers,
@@ -257,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
         return engine.run()
     finally:
         writer.end()  # consumers never wait for a stream that will not go on (idempotent)
-        writer.close()
+        writer.close(keep=engine is not None and engine.keep_ring)
         rejects.close()
         for t in _threads:
             t.join()

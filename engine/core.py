@@ -72,6 +72,7 @@ class Engine:
         self.log = log
         self.mode = options.mode
         self.stopping = False
+        self.keep_ring = False  # a consumer was behind at the end: leave the segment in place
         self.published = 0
         self._dictionaries: dict[tuple[int, int], np.ndarray] = {}
         self._late: list[float] = []
@@ -83,7 +84,8 @@ class Engine:
     # -- control -----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """End at the next opportunity (safe from a signal handler)."""
+        """End at the next opportunity (safe from a signal handler); a second call also cuts
+        short the wait for consumers at the end."""
         self.stopping = True
         self.writer.interrupt()
 
@@ -272,9 +274,19 @@ class Engine:
             self.log.info("end of stream published; waiting for consumers to read everything")
             while not self.stopping and not self.writer.wait_drained(timeout=0.1):
                 pass
-        elif not self.writer.wait_drained(timeout=self.opts.drain_timeout):
-            behind = [c for c in self.writer.consumers() if c["lag"] > 0]
-            self.log.warning("consumers still behind at exit", consumers=len(behind))
+        # The signal that stopped the engine also unblocked a publish; the drain still waits
+        # (for a dead consumer, its grace period: a supervisor may restart it). A second
+        # signal cuts it short.
+        self.writer.resume()
+        if self.stopping:
+            self.writer.wait_drained(timeout=self.opts.drain_timeout)
+        for c in self.writer.behind():
+            self.keep_ring = True
+            self.log.warning(
+                "consumer had not read everything at exit; the ring is kept for the next "
+                "engine with this --state-dir and --ring, which carries its records",
+                consumer=c["name"], pid=c["pid"], unread=c["unread"],
+            )  # fmt: skip
         summary = {"published": self.published, "seq": self.cp.next_seq,
                    "rejected": self.rejects.count, **self.lateness()}  # fmt: skip
         self.log.info("stopped", **summary)

@@ -163,12 +163,81 @@ def _nul(exc: UnicodeError) -> tuple[str, int]:
 codecs.register_error("quote_replay.nul", _nul)
 
 
-def line_numbers(rows: np.ndarray, skipped_lines: np.ndarray) -> np.ndarray:
-    """Physical line of table rows (0-based), given the sorted lines Arrow skipped."""
+def line_numbers(
+    rows: np.ndarray, skipped_lines: np.ndarray, records: np.ndarray | None = None
+) -> np.ndarray:
+    """Physical line of table rows (0-based), given the sorted record numbers Arrow skipped.
+
+    Arrow numbers records (the header is 1); without ``records`` every record is one line.
+    ``records`` (from :func:`record_lines`) maps a record number to the line it starts on.
+    """
     if not len(skipped_lines):
-        return rows + 2
-    gaps = skipped_lines - 2 - np.arange(len(skipped_lines))
-    return rows + 2 + np.searchsorted(gaps, rows, side="right")
+        ordinals = rows + 2
+    else:
+        gaps = skipped_lines - 2 - np.arange(len(skipped_lines))
+        ordinals = rows + 2 + np.searchsorted(gaps, rows, side="right")
+    return ordinals if records is None else records[ordinals - 1]
+
+
+def record_lines(data: InputBytes) -> tuple[np.ndarray | None, bool]:
+    """Where each record starts, and whether the input holds a bare carriage return.
+
+    A record ends at a line feed outside quotes (quote parity: an escaped ``""`` keeps it);
+    ``out[k]`` is the physical line (1-based) on which record ``k + 1`` starts, the header being
+    record 1. None when no record can span lines (no quote in the input): then record = line.
+    A bare CR (not before a LF) ends a row for Arrow's reader but not a line here; the caller
+    hides it from Arrow (:func:`without_bare_cr`) so that the two agree.
+
+    The usual input (no quote, LF or CRLF line ends) costs two ``memchr``-speed scans.
+    """
+    any_quote = bare_cr = False
+    tail = b""
+    for pos in range(0, data.size, _BLOCK):
+        chunk = data.read(pos, pos + _BLOCK)
+        any_quote = any_quote or b'"' in chunk
+        if not bare_cr and (b"\r" in chunk or tail == b"\r"):
+            joined = tail + chunk  # a CR at the end of a block may meet its LF in the next
+            bare_cr = joined.count(b"\r") - joined.count(b"\r\n") > (joined[-1:] == b"\r")
+        tail = chunk[-1:]
+    if tail == b"\r":
+        bare_cr = True
+    if not any_quote:
+        return None, bare_cr
+    quotes_before = 0
+    lf_seen = 0
+    starts: list[np.ndarray] = [np.ones(1, np.int64)]
+    for _, block in data.blocks():
+        lf = np.flatnonzero(block == 10)
+        qs = np.flatnonzero(block == 34)
+        even = (quotes_before + np.searchsorted(qs, lf)) % 2 == 0
+        starts.append(lf_seen + 2 + np.flatnonzero(even))
+        quotes_before += len(qs)
+        lf_seen += len(lf)
+    return np.concatenate(starts), bare_cr
+
+
+def without_bare_cr(data: InputBytes) -> InputBytes:
+    """The input in memory with every bare CR replaced by a control character (0x01): one row
+    then stays one row for Arrow, and the field holding it is rejected as it should be."""
+    raw = np.frombuffer(bytearray(data.read(0, data.size)), np.uint8)
+    cr = np.flatnonzero(raw == 13)
+    nxt = cr + 1
+    lone = np.ones(len(cr), bool)
+    inside = nxt < len(raw)
+    lone[inside] = raw[nxt[inside]] != 10
+    raw[cr[lone]] = 1
+    return InputBytes(pa.py_buffer(raw))
+
+
+def hide_quotes_on_line(data: InputBytes, line: int) -> InputBytes:
+    """The input with the quotes of physical ``line`` (1-based) replaced by 0x01, in memory."""
+    raw = np.frombuffer(bytearray(data.read(0, data.size)), np.uint8)
+    lf = np.flatnonzero(raw == 10)
+    start = 0 if line == 1 else int(lf[line - 2]) + 1
+    end = int(lf[line - 1]) if line - 1 < len(lf) else len(raw)
+    piece = raw[start:end]
+    piece[piece == 34] = 1
+    return InputBytes(pa.py_buffer(raw))
 
 
 def line_texts(data: InputBytes, lines: Sequence[int]) -> dict[int, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,14 +23,17 @@ from engine.csvread import (
     InputBytes,
     InputError,
     header_names,
+    hide_quotes_on_line,
     line_field,
     line_numbers,
     line_texts,
     read_table,
+    record_lines,
+    without_bare_cr,
 )
 from engine.rejects import Rejected, clip_raw
 from engine.validate import NUMBER_RE as NUMBER_RE  # re-exported: the public API has it here
-from engine.validate import Numbers, code_field, float_array, reject_reason, validate
+from engine.validate import QUOTE, Numbers, code_field, float_array, reject_reason, validate
 
 INT64_MAX = int(np.iinfo(np.int64).max)
 
@@ -147,34 +151,66 @@ def arrival_ns(timestamp: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
 # --- the whole parse --------------------------------------------------------------------------
 
 
+#: First bytes of compressed files, which would otherwise read as a header of garbage.
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+}
+
+
 def _parse(data: InputBytes, source: str, required: Sequence[str]) -> Parsed:
+    head = data.read(0, 8)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise InputError(f"{source} is {kind}-compressed: decompress it first")
+    if data.size < (1 << 20) and b"\n" not in data.read(0, data.size):
+        data = InputBytes(pa.py_buffer(data.read(0, data.size) + b"\n"))  # a header alone
     names = header_names(data)
     index: dict[str, int] = {}
     for i, name in enumerate(names):
+        if name in index and name in _FIELDS:
+            raise InputError(
+                f"{source}: column {name!r} appears twice in the header (columns "
+                f"{index[name] + 1} and {i + 1}): keep one"
+            )
         index.setdefault(name, i)
     missing = [c for c in ("timestamp", "ticker", *required) if c not in index]
     if missing:
         raise MissingColumn(source, list(dict.fromkeys(missing)))
     cols = {c: index[c] for c in _FIELDS if c in index}
-    table, skipped, cleaned = read_table(data, source, len(names), cols)
+    table, skipped, cleaned, records, unclosed, rewritten = _read_records(
+        data, source, len(names), cols
+    )
 
-    # With ignore_empty_lines=False Arrow numbers skipped rows by physical line; blank lines
-    # come through as rows of nulls and are dropped without a reject.
-    original = line_texts(data, [row.number for row in skipped]) if cleaned else {}
+    # With ignore_empty_lines=False Arrow numbers rows by record (the header is 1), skipped ones
+    # too; blank lines come through as rows of nulls and are dropped without a reject.
+    def line_of(record: int) -> int:
+        return record if records is None else int(records[record - 1])
+
+    skipped_at = [line_of(row.number) for row in skipped]
+    texts = line_texts(data, skipped_at) if cleaned or rewritten else {}  # Arrow's view differs
     rejected = [
         Rejected(
             source,
-            row.number,
-            f"wrong number of fields ({row.actual_columns}, header has {len(names)})",
-            original.get(row.number, clip_raw(row.text)),
+            line,
+            "a quote is never closed"
+            if line in unclosed
+            else f"wrong number of fields ({row.actual_columns}, header has {len(names)})",
+            texts.get(line, clip_raw(row.text)),
         )
-        for row in skipped
+        for row, line in zip(skipped, skipped_at, strict=True)
     ]
     skipped_lines = np.array(sorted(row.number for row in skipped), dtype=np.int64)
     code, ts, (tick_index, dictionary), numbers = validate(table, cols, cleaned)
+    if unclosed:  # rows whose stray quote was hidden to keep them apart from the next ones
+        at = line_numbers(np.arange(len(code)), skipped_lines, records)
+        code[np.isin(at, np.fromiter(unclosed, np.int64))] = QUOTE
     bad_rows = np.flatnonzero(code)
     if len(bad_rows):
-        lines = line_numbers(bad_rows, skipped_lines)
+        lines = line_numbers(bad_rows, skipped_lines, records)
         texts = line_texts(data, lines.tolist())
         for c, line in zip(code[bad_rows].tolist(), lines.tolist(), strict=True):
             text = texts.get(line)
@@ -187,10 +223,59 @@ def _parse(data: InputBytes, source: str, required: Sequence[str]) -> Parsed:
     del table, code
     return Parsed.of(
         _sorted_table(
-            bad_rows, ts, tick_index, dictionary, numbers, skipped_lines, "latency" in cols
+            bad_rows, ts, tick_index, dictionary, numbers, skipped_lines, records,
+            "latency" in cols,
         ),
         rejected,
     )
+
+
+def _read_records(
+    data: InputBytes, source: str, ncols: int, cols: dict[str, int]
+) -> tuple[pa.Table, list[Any], bool, np.ndarray | None, set[int], bool]:
+    """Arrow's table and skipped rows, the line each record starts on (None: one line each),
+    the lines whose stray quote was hidden, and whether Arrow read other bytes than ``data``.
+
+    Quoting may join lines into one record (a quoted field holding a newline is data). A record
+    that spans lines and still has the wrong number of fields was joined by a quote that is
+    never closed: that line's quotes are hidden and the input read again, so the stray quote
+    costs its own row only, not the rows after it. A bare CR is hidden from Arrow (it would end
+    a row there), so a record is what the line feeds and quotes make it.
+    """
+    records, bare_cr = record_lines(data)
+    view = without_bare_cr(data) if bare_cr else data
+    unclosed: set[int] = set()
+    for _ in range(_MAX_REREADS):
+        table, skipped, cleaned = read_table(view, source, ncols, cols)
+        if records is None:
+            break
+        hide = _stray_quote_lines(view, records, table.num_rows, skipped)
+        if not hide:
+            break
+        for line in hide:
+            view = hide_quotes_on_line(view, line)
+            unclosed.add(line)
+        records, _ = record_lines(view)
+    return table, skipped, cleaned, records, unclosed, view is not data
+
+
+_MAX_REREADS = 64
+
+
+def _stray_quote_lines(
+    data: InputBytes, records: np.ndarray, rows: int, skipped: list[Any]
+) -> list[int]:
+    """Lines whose quote joined lines into a record that is not one: the first line of each
+    multi-line record Arrow skipped (wrong number of fields); and where Arrow's quoting and
+    quote parity disagree on the records (a quote in mid-field), the first multi-line one."""
+    raw = np.frombuffer(data.read(0, data.size), np.uint8)
+    ends_with_lf = bool(len(raw)) and raw[-1] == 10
+    lines = int(np.count_nonzero(raw == 10)) + (not ends_with_lf)  # lines holding anything
+    spans = np.diff(np.append(records, max(lines + 1, int(records[-1]))))
+    if rows + len(skipped) != len(records) - 1 - ends_with_lf:
+        multi = np.flatnonzero(spans > 1)
+        return [int(records[multi[0]])] if len(multi) else []
+    return [int(records[row.number - 1]) for row in skipped if spans[row.number - 1] > 1]
 
 
 def _sorted_table(
@@ -200,6 +285,7 @@ def _sorted_table(
     dictionary: pa.Array,
     numbers: Numbers,
     skipped_lines: np.ndarray,
+    records: np.ndarray | None,
     has_latency: bool,
 ) -> pa.Table:
     """The valid rows sorted by arrival (by timestamp without a latency column).
@@ -244,6 +330,6 @@ def _sorted_table(
     columns["ticker"] = pa.DictionaryArray.from_arrays(
         pa.array(remap[tick], pa.int32()), dictionary.filter(pa.array(used)).cast(pa.string())
     )
-    columns["line"] = pa.array(line_numbers(rows, skipped_lines))
+    columns["line"] = pa.array(line_numbers(rows, skipped_lines, records))
     return pa.Table.from_arrays([columns[f.name] for f in TABLE_SCHEMA], schema=TABLE_SCHEMA)
 

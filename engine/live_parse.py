@@ -23,6 +23,7 @@ from engine.timestamps import parse_timestamp
 
 # The same decimal grammar as the CSV reader, for numbers sent as text (blanks around allowed).
 _NUMBER_RE = re.compile(rf"[ \t]*({NUMBER_PATTERN})[ \t]*")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # as engine.validate.CONTROL_RE
 _REQUIRED = REQUIRED_COLUMNS[Mode.LIVE]
 
 
@@ -171,6 +172,8 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
         if size == 0:
             return "ticker is empty"
         return f"ticker is longer than {MAX_TICKER_BYTES} bytes ({size} bytes: {ticker[:80]!r})"
+    if not ticker.isprintable() and _CONTROL.search(ticker):
+        return f"ticker holds a control character ({ticker[:80]!r})"
     if type(bid) is not float:
         bid = _number("bid_price", bid)
         if type(bid) is str:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
-import io
 import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from common.cli import UsageError
 
@@ -20,6 +18,10 @@ REJECT_FILE = "rejected_rows.csv"
 HEADER = ("source", "line", "reason", "raw")
 #: Raw text longer than this is cut (with a marker) before it is stored.
 RAW_LIMIT = 4096
+
+
+class RejectLogError(Exception):
+    """``rejected_rows.csv`` could not be written (a runtime failure: exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -44,72 +46,69 @@ def clip_raw(text: str) -> str:
 class RejectLog:
     """Appends rejected rows to ``<state_dir>/rejected_rows.csv`` and counts them.
 
-    The file is created 0600 (like the checkpoint) and never through a symlink: a symlink or
-    anything but a regular file there is a :class:`UsageError` naming the path. The header is
-    written once, when the file is new or empty. Every ``append`` is written in one piece before
-    it returns; one that fails (a full disk) is cut off the file again and raises an ``OSError``
-    naming the file.
+    The header is written once, when the file is new or empty. Every ``append`` call is flushed
+    before it returns.
     """
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.path = Path(state_dir) / REJECT_FILE
         self.count = 0
-        self._fd: int | None = None
-        if self.path.is_symlink():
-            raise self._refuse("is a symlink")
+        self._file: IO[str] | None = None
+        self._writer: csv.DictWriter[str] | None = None
+        self._quoted: csv.DictWriter[str] | None = None
 
-    def _refuse(self, what: str) -> UsageError:
-        return UsageError(f"{self.path} {what}: the engine writes rejected rows there; "
-                          "remove it or choose another --state-dir")  # fmt: skip
-
-    def _open(self) -> int:
-        if self._fd is None:
+    def _open(self) -> csv.DictWriter[str]:
+        if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
-                fd = os.open(self.path, flags | os.O_CLOEXEC, 0o600)
+                fd = os.open(self.path, flags, 0o600)  # as private as the checkpoint
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise self._refuse("is a symlink") from None
-                if exc.errno == errno.ENXIO:  # a FIFO nobody reads
-                    raise self._refuse("is not a regular file") from None
-                raise
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise self._refuse("is not a regular file")
-            self._fd = fd
-        return self._fd
+                    raise UsageError(
+                        f"{self.path} is a symbolic link: the reject log is not written through "
+                        "links; remove it or choose another --state-dir"
+                    ) from None
+                raise RejectLogError(f"cannot open {self.path}: {exc.strerror}") from exc
+            self._file = open(  # noqa: SIM115
+                fd, "a", newline="", encoding="utf-8", errors="backslashreplace"
+            )
+            self._writer = csv.DictWriter(self._file, HEADER, lineterminator="\n")
+            # The csv module quotes a field holding "\n" but not one holding a bare "\r",
+            # which a reader then splits: such rows are written with every field quoted.
+            self._quoted = csv.DictWriter(
+                self._file, HEADER, lineterminator="\n", quoting=csv.QUOTE_ALL
+            )
+            if self._file.tell() == 0:
+                self._writer.writeheader()
+        return self._writer
 
     def append(self, rows: Iterable[Rejected]) -> int:
-        """Write ``rows`` and return how many were written."""
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        """Write ``rows``, flush, and return how many were written."""
+        writer = None
         n = 0
-        for row in rows:
-            writer.writerow((row.source, row.line, row.reason, row.raw))
-            n += 1
-        if not n:
-            return 0
-        fd = self._open()
-        size = os.fstat(fd).st_size
-        header = "" if size else ",".join(HEADER) + "\n"
-        data = (header + text.getvalue()).encode("utf-8", "backslashreplace")
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)  # no half row left behind
-            raise OSError(exc.errno, f"cannot append to {self.path}: {exc.strerror}") from exc
+            for row in rows:
+                writer = writer or self._open()
+                fields = {"source": row.source, "line": row.line, "reason": row.reason,
+                          "raw": row.raw}  # fmt: skip
+                quoted = "\r" in row.raw or "\r" in row.reason or "\r" in row.source
+                quoting = self._quoted if quoted else None
+                (quoting or writer).writerow(fields)
+                n += 1
+            if n and self._file is not None:
+                self._file.flush()
+        except OSError as exc:  # disk full, I/O error: say which file
+            raise RejectLogError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
         self.count += n
         return n
 
     def close(self) -> None:
         """Close the file; a later ``append`` reopens it."""
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd = None
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._writer = self._quoted = None
 
     def __enter__(self) -> RejectLog:
         return self

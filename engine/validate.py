@@ -25,6 +25,13 @@ NUMBER_RE = f"^{NUMBER_PATTERN}$"
 _TS_EMPTY, _TS_BAD, _TS_RANGE, _TK_EMPTY, _TK_LONG, _TK_UTF8 = 1, 2, 3, 4, 5, 6
 _EMPTY, _NAN, _NEG = 0, 1, 2
 _NUM_BASE = {"bid_price": 7, "ask_price": 10, "latency": 13}
+# Checked after the above: an infinite latency (it cannot be paced or ordered), a ticker with a
+# control character (a newline would break the extended output line).
+_LAT_INF, _TK_CTRL = 16, 17
+#: Set by the reader on a row whose stray quote it hid (``engine.historical._read_records``).
+QUOTE = 18
+#: Control characters (C0 and DEL), as an RE2 class over the ticker's bytes.
+CONTROL_RE = "[\\x00-\\x1f\\x7f]"
 
 
 def _floats(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -74,6 +81,8 @@ def _ticker_codes(
     dictionary = col.chunks[0].dictionary
     lengths = pc.binary_length(dictionary).to_numpy(zero_copy_only=False)
     dict_code = np.where(lengths > MAX_TICKER_BYTES, _TK_LONG, 0).astype(np.uint8)
+    ctrl = pc.fill_null(pc.match_substring_regex(dictionary, CONTROL_RE), False)
+    dict_code[ctrl.to_numpy(zero_copy_only=False) & (dict_code == 0)] = _TK_CTRL
     if nul_is_bad:
         nul = pc.match_substring(dictionary, "\x00").to_numpy(zero_copy_only=False)
         dict_code[nul.astype(bool)] = _TK_UTF8
@@ -110,6 +119,12 @@ def reject_reason(code: int, name: str, text: str | None) -> str:
         return f"ticker is longer than {MAX_TICKER_BYTES} bytes ({size} bytes: {shown})"
     if code == _TK_UTF8:
         return "ticker is not valid UTF-8"
+    if code == _TK_CTRL:
+        return f"ticker holds a control character ({shown})"
+    if code == _LAT_INF:
+        return f"latency is not finite ({shown})"
+    if code == QUOTE:
+        return "a quote is never closed"
     kind = (code - 7) % 3
     if kind == _EMPTY:
         return f"{name} is empty"
@@ -122,7 +137,11 @@ def code_field(code: int) -> str:
     """The field a reject code is about."""
     if code <= _TS_RANGE:
         return "timestamp"
-    if code <= _TK_UTF8:
+    if code <= _TK_UTF8 or code == _TK_CTRL:
+        return "ticker"
+    if code == _LAT_INF:
+        return "latency"
+    if code == QUOTE:
         return "ticker"
     return next(name for name, base in _NUM_BASE.items() if base <= code < base + 3)
 
@@ -165,6 +184,7 @@ def validate(
         checks.append((nan if bad is None else nan | bad, base + _NAN))
         if name == "latency":
             checks.append((vals < 0, base + _NEG))
+            checks.append((np.isposinf(vals), _LAT_INF))
     code = np.zeros(n, np.uint8)
     for mask, value in reversed(checks):
         if value == -1:

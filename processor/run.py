@@ -14,6 +14,7 @@ the same logs as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -234,6 +235,17 @@ class Processor:
                     self.log.info("the engine ended the stream")
                     return 0
                 continue
+            if got.gap is not None:  # never carry on past lost records (README, failure model)
+                if got.gap.at:  # the records before the gap are written
+                    before = dataclasses.replace(got, batch=got.batch.slice(0, got.gap.at))
+                    with contextlib.suppress(OutputError):  # the summary reports a failure
+                        self._process(before)
+                self.log.error(
+                    "records missing from the stream (never delivered by the ring, or out of "
+                    "order); what came before them is written, nothing after",
+                    first_missing=got.gap.first_missing, count=got.gap.count,
+                )  # fmt: skip
+                return 1
             try:
                 self._process(got)
             except OutputError:
@@ -248,11 +260,6 @@ class Processor:
         self.records += got.records
         self.duplicates += got.duplicates
         batch = got.batch
-        if got.gap is not None:
-            self.log.error(
-                "records missing from the stream (never delivered by the ring)",
-                first_missing=got.gap.first_missing, count=got.gap.count,
-            )  # fmt: skip
         table = None
         if batch.num_rows and self.cfg.parquet is not None:
             table = parquet_rows(batch, self.cfg.threshold)

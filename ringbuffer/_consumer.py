@@ -38,10 +38,12 @@ class CommitToken(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Sequence numbers the stream skipped: ``count`` of them from ``first_missing``."""
+    """Sequence numbers the stream skipped: ``count`` of them from ``first_missing``, just
+    before the delivered record at index ``at`` (0: before the whole batch)."""
 
     first_missing: int
     count: int
+    at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,8 @@ class Delivery:
     duplicates: int
     """Records dropped because their sequence number was at or below the watermark."""
     gap: Gap | None
-    """Set when the first record kept is not the one after the watermark."""
+    """The first place where a sequence number is skipped: before the first record kept (it
+    is not the one after the watermark), or between two records of the batch."""
     last_seq: int | None
     """The watermark after this batch: the last sequence number kept so far."""
     tag: int
@@ -151,7 +154,7 @@ class ResumingConsumer:
     6
     >>> got = c.read(timeout=1.0)
     >>> got.gap, got.last_seq
-    (Gap(first_missing=4, count=2), 7)
+    (Gap(first_missing=4, count=2, at=0), 7)
     >>> c.commit(got.token)  # a later attach as "relay" resumes after seq 7
     True
     >>> c.close(); w.close()
@@ -330,6 +333,12 @@ class ResumingConsumer:
             first = int(seq[0])
             if watermark is not None and first > watermark + 1:
                 gap = Gap(watermark + 1, first - watermark - 1)
+            elif len(seq) > 1:  # a break inside the batch (or records out of order: count 0)
+                jumps = np.flatnonzero(np.diff(seq.astype(np.int64)) != 1)
+                if len(jumps):
+                    j = int(jumps[0])
+                    count = max(int(seq[j + 1]) - int(seq[j]) - 1, 0)
+                    gap = Gap(int(seq[j]) + 1, count, j + 1)
             self.watermark = int(seq.max())
         self.duplicates += dropped
         assert self._tag is not None

@@ -39,3 +39,7 @@ class Interrupted(RingError):
 
 class SymbolTableFull(RingError):
     """The ring's shared symbol table has no room for another ticker."""
+
+
+class NoSpace(RingError):
+    """The shared-memory folder has no room for the ring's segment."""

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._errors import RingError
+from ._errors import NoSpace
 
 SHM_DIR = Path(os.environ.get("RINGBUFFER_SHM_DIR", "/dev/shm"))
 PREFIX = "ringbuffer-"
@@ -57,33 +57,28 @@ def segments(prefix: str = "") -> list[str]:
     return sorted(n for p in found if _NAME.fullmatch(n := p.name[len(PREFIX) :]))
 
 
-def _free_bytes(folder: Path) -> int:
-    st = os.statvfs(folder)
-    return st.f_bavail * st.f_frsize
-
-
 def create_file(path: Path, size: int) -> int:
     """Create ``path`` exclusively with mode 0600 and ``size`` zero bytes; returns its fd.
 
-    The space is reserved now (``posix_fallocate``): a sparse file on a tmpfs too small for it
-    would kill the writer with SIGBUS at the first page that finds no room. Without the room,
-    the file is removed and a :class:`RingError` says how much is needed and how much is free.
+    The bytes are reserved (``posix_fallocate``), not only promised: on a tmpfs a mapping of a
+    sparse file is backed page by page as it is touched, so a folder too small for the ring
+    would kill the writer with SIGBUS at some later store, with nothing logged. Here it fails
+    at once with :class:`NoSpace`, saying how much is needed and how much is free.
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)  # whatever the umask says
+        os.ftruncate(fd, size)
         try:
             os.posix_fallocate(fd, 0, size)
         except OSError as exc:
-            if exc.errno != errno.ENOSPC:
+            if exc.errno not in (errno.ENOSPC, errno.EFBIG):
                 raise
-            os.ftruncate(fd, 0)  # give back whatever was reserved before we measure
-            free = _free_bytes(path.parent)
-            raise RingError(
-                f"ring {path.name[len(PREFIX):]!r} needs {size} bytes ({size / 2**20:.1f} MiB) "
-                f"of shared memory in {path.parent}, but only {free} bytes "
-                f"({free / 2**20:.1f} MiB) are free there: free some, give it more room "
-                "(docker: --shm-size; or RINGBUFFER_SHM_DIR), or use a smaller capacity"
+            st = os.statvfs(path.parent)
+            raise NoSpace(
+                f"{path.parent} has {st.f_bavail * st.f_frsize:,} bytes free; the ring needs "
+                f"{size:,}: free space there, give the shared-memory folder more room "
+                "(docker run --shm-size), or choose a smaller --capacity"
             ) from None
     except BaseException:
         os.close(fd)

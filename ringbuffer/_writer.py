@@ -161,6 +161,11 @@ class Writer:
         """
         self._interrupted = True
 
+    def resume(self) -> None:
+        """Undo :meth:`interrupt`: waits wait again (a stop's drain, after the signal that
+        unblocked a publish; a further :meth:`interrupt` cuts that wait short too)."""
+        self._interrupted = False
+
     def end(self) -> None:
         """End the stream: consumers read what is published, then see the end."""
         store_release(self._v.words, END, self._next)  # M1: after the cursor store it covers
@@ -295,13 +300,32 @@ class Writer:
             lambda: all(c["cursor"] >= self._next for c in self.consumers()), timeout
         )
 
-    def close(self) -> None:
-        """Unmap and remove the segment. Consumers still mapped can drain what was published."""
+    def behind(self) -> list[dict[str, Any]]:
+        """Consumers that have not released everything published: the live ones, and those
+        whose process died (ACTIVE or DEAD): name, pid and how many records they did not read."""
+        slots = self._v.slots
+        states = slots["state"]
+        out = []
+        for i in np.flatnonzero((states == SlotState.ACTIVE) | (states == SlotState.DEAD)):
+            unread = self._next - int(slots["cursor"][i])
+            if unread > 0:
+                name = bytes(slots["name"][i]).rstrip(b"\0").decode()
+                out.append({"name": name, "pid": int(slots["pid"][i]), "unread": unread})
+        return out
+
+    def close(self, keep: bool = False) -> None:
+        """Unmap and remove the segment. Consumers still mapped can drain what was published.
+
+        ``keep``: leave the segment in place, closed and not ended, for the next writer of the
+        name to take what is in it (see :func:`salvage`): consumers behind lose nothing.
+        """
         if self.closed:
             return
         self.closed = True
+        if keep:
+            store_release(self._v.words, END, NOT_ENDED)  # the stream goes on in the next ring
         store_release(self._v.state, 0, SegmentState.CLOSED)  # M4: waiting readers see it
-        if _shm.same_file(self._fd, self._path):
+        if not keep and _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
         del self._v, self._cols, self._symbols

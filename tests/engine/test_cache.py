@@ -42,7 +42,8 @@ def test_miss_then_hit_gives_the_same_table(csv_file: Path, tmp_path: Path) -> N
     assert second.first_rejected == first.rejected[0]
     name = cache_path(state, csv_file).name
     assert sorted(p.name for p in cache_path(state, csv_file).parent.iterdir()) == [
-        name, f"{name}.crc32"
+        name,
+        f"{name}.crc32",
     ]  # written atomically: no temp file left; the checksum beside it
 
 

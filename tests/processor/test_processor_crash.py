@@ -158,7 +158,11 @@ def test_lost_records_stop_the_processor_with_exit_1(
             proc.signal(signal.SIGCONT)
         assert proc.wait() == 1, proc.stderr()
     message = proc.stderr()
-    assert "records were lost" in message and "unread=" in message, message
+    # Either the read finds the eviction (an overrun), or the batch it got already shows the
+    # break in the sequence (the writer overwrote it): either way nothing after it is written.
+    assert ("records were lost" in message and "unread=" in message) or (
+        "records missing from the stream" in message
+    ), message
     state = read_state(state_path(out))
     assert state is not None
     assert (state["mid_bytes"], state["error_bytes"]) == tuple(map(len, logs(out)))

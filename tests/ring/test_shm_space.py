@@ -32,6 +32,6 @@ def test_failed_reservation_removes_the_file(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_shm.os, "posix_fallocate", full)
-    with pytest.raises(ringbuffer.RingError, match="needs 4096 bytes"):
+    with pytest.raises(ringbuffer.RingError, match="needs 4,096"):
         _shm.create_file(tmp_path / "seg", 4096)
     assert list(tmp_path.iterdir()) == []

@@ -192,14 +192,14 @@ _PRICE = st.one_of(_FLOAT, st.sampled_from(
 ))  # fmt: skip
 _LATENCY = st.one_of(
     st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(repr),
-    st.sampled_from(["0", "120", "24.435913010256233", "inf", "1e400", "1e12", "-0"]),
+    st.sampled_from(["0", "120", "24.435913010256233", "1e12", "-0"]),
 )
 _AMOUNT = st.one_of(_PRICE, st.sampled_from(["", "nan", "abc", "NaN", "1e999"]))
 _BAD_UTF8 = st.sampled_from([b"\xff", b"\xc0\x80", b"\xfe", b"\xf5\x80\x80\x80", b"\xc3(",
                              b"\xed\xa0\x80"])  # fmt: skip
 
 GARBAGE_KINDS = ("bytes", "utf8", "nan", "empty", "columns", "long", "timestamp", "negative",
-                 "notnumber")  # fmt: skip
+                 "notnumber", "infinite")  # fmt: skip
 
 
 @st.composite
@@ -251,6 +251,8 @@ def garbage_row(draw: st.DrawFn, kind: str) -> Row:
              "3000-01-01 00:00:00", "yesterday", "2025-01-01 00:00:00.1234567890",
              "2025-1-01 00:00:00", "9999-99-99 99:99:99"]
         ))  # fmt: skip
+    elif kind == "infinite":  # an infinite latency cannot be paced: rejected (issue 11)
+        f[8] = draw(st.sampled_from(["inf", "1e400", "Infinity", "+INF"]))
     elif kind == "negative":
         f[8] = draw(st.sampled_from(["-1", "-0.001", "-inf", "-1e400", "-5e-324"]))
     elif kind == "notnumber":
