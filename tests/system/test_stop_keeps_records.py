@@ -87,3 +87,26 @@ def test_a_gap_in_the_stream_stops_the_processor_with_exit_1(
                 proc.kill()
     assert "first_missing=100 count=50" in proc.stderr(), proc.stderr()
     assert logs(out) == reference(part(q, slice(0, 100)))
+
+
+def test_an_exit_at_end_engine_whose_consumer_died_warns_and_keeps_its_records(
+    csv20k: Path, ring_name: str, tmp_path: Path
+) -> None:
+    out, state = tmp_path / "out", tmp_path / "state"
+    p = Proc("processor", [*out_args(out, ring_name, "p"), "--exit-at-end"])
+    e = Proc("engine", ["--mode", "historical", "--historical", str(csv20k), "--ring", ring_name,
+                        "--state-dir", str(state), "--wait-for-consumers", "1", "--speed", "1",
+                        "--exit-at-end", "--consumer-grace", "0.5"])  # fmt: skip
+    try:
+        wait_until(functools.partial(written_up_to, out, 1000, "p"), "1000 records written")
+        p.p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert e.wait() == 0, e.stderr()
+        warning = e.wait_log(r"consumer had not read everything at exit")
+        unread = int(warning.split("unread=")[1].split()[0])
+        assert unread > 0 and "consumer=p " in warning, warning
+    finally:
+        p.kill()
+        e.kill()
+        for name in ringbuffer.segments(ring_name):  # the kept ring: no next engine here
+            ringbuffer.segment_path(name).unlink()
