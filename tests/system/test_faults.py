@@ -366,16 +366,6 @@ def test_garbage_json_frames_through_a_live_engine(tmp_path: Path, ring: str) ->
 # === 3. disk trouble ==========================================================================
 
 
-@pytest.fixture(scope="module")
-def csv20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 generated rows (10 rejectable, some late or invalid quotes): ~2 s of arrivals."""
-    out = tmp_path_factory.mktemp("gen")
-    res = run_module("data.generate", "--rows", "20000", "--out-dir", str(out), "--kind",
-                     "historical", "--bad-rows", "10", "--seed", "66")  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return out / "historical_sample.csv"
-
-
 def _exactly_once(c: Consumer, total: int) -> None:
     seq, pos = c.seq, c.pos
     assert seq == list(range(total)), "records missing or repeated"

@@ -13,7 +13,6 @@ import signal
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
@@ -21,17 +20,8 @@ from common.schema import QUOTE_SCHEMA
 from ..support import wait_until
 from ..support.oracle import expected_logs
 from ..support.processor import logs, out_args, written_up_to
-from ..support.programs import Proc, run_module
+from ..support.programs import Proc
 from ..support.quotes import make_quotes, part, reference
-
-
-@pytest.fixture(scope="module")
-def csv20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("gen")
-    res = run_module("data.generate", "--rows", "20000", "--out-dir", str(out), "--kind",
-                     "historical", "--bad-rows", "5", "--seed", "111")  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return out / "historical_sample.csv"
 
 
 def test_processor_killed_then_engine_stopped_then_both_restarted_loses_nothing(
