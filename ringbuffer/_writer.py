@@ -316,14 +316,12 @@ class Writer:
     def close(self, keep: bool = False) -> None:
         """Unmap and remove the segment. Consumers still mapped can drain what was published.
 
-        ``keep``: leave the segment in place, closed and not ended, for the next writer of the
-        name to take what is in it (see :func:`salvage`): consumers behind lose nothing.
+        ``keep``: leave the segment in place (closed) for the next writer of the name to take
+        what is in it (see :func:`salvage`): consumers behind lose nothing.
         """
         if self.closed:
             return
         self.closed = True
-        if keep:
-            store_release(self._v.words, END, NOT_ENDED)  # the stream goes on in the next ring
         store_release(self._v.state, 0, SegmentState.CLOSED)  # M4: waiting readers see it
         if not keep and _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):
