@@ -265,7 +265,10 @@ def run(args: argparse.Namespace) -> int:
         return engine.run()
     finally:
         writer.end()  # consumers never wait for a stream that will not go on (idempotent)
-        writer.close(keep=engine is not None and engine.keep_ring)
+        if engine is not None and engine.keep_ring:  # for the next engine to carry them
+            writer.close(keep=True, ended=engine.keep_end)
+        else:
+            writer.close()
         rejects.close()
         for t in _threads:
             t.join()

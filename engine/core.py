@@ -73,6 +73,7 @@ class Engine:
         self.mode = options.mode
         self.stopping = False
         self.keep_ring = False  # a consumer was behind at the end: leave the segment in place
+        self.keep_end = False  # ... and one of them still runs: it reads the end of stream
         self.published = 0
         self._dictionaries: dict[tuple[int, int], np.ndarray] = {}
         self._late: list[float] = []
@@ -282,6 +283,7 @@ class Engine:
             self.writer.wait_drained(timeout=self.opts.drain_timeout)
         for c in self.writer.behind():
             self.keep_ring = True
+            self.keep_end = self.keep_end or c["alive"]  # a live reader is owed the end
             self.log.warning(
                 "consumer had not read everything at exit; the ring is kept for the next "
                 "engine with this --state-dir and --ring, which carries its records",

@@ -305,8 +305,10 @@ def _open_live(path: Path) -> Segment | None:
         os.close(fd)
         return None
     segment = Segment(fd, head)
-    if head.state == SegmentState.WRITING or load_acquire(segment.views.words, END):  # M4
-        return segment
+    # A live writer's ring, or a closed one whose stream was ended (its readers drain it); a
+    # closed ring without an end waits for the next writer (one kept for it: Writer.close).
+    if head.state == SegmentState.WRITING or load_acquire(segment.views.words, END) != NOT_ENDED:
+        return segment  # M4: the end word is loaded whole
     segment.close()
     return None
 

@@ -302,7 +302,8 @@ class Writer:
 
     def behind(self) -> list[dict[str, Any]]:
         """Consumers that have not released everything published: the live ones, and those
-        whose process died (ACTIVE or DEAD): name, pid and how many records they did not read."""
+        whose process died (ACTIVE or DEAD): name, pid, whether the process is alive, and how
+        many records they did not read."""
         slots = self._v.slots
         states = slots["state"]
         out = []
@@ -310,18 +311,24 @@ class Writer:
             unread = self._next - int(slots["cursor"][i])
             if unread > 0:
                 name = bytes(slots["name"][i]).rstrip(b"\0").decode()
-                out.append({"name": name, "pid": int(slots["pid"][i]), "unread": unread})
+                pid = int(slots["pid"][i])
+                alive = _procs.alive(pid, int(slots["start"][i]))
+                out.append({"name": name, "pid": pid, "alive": alive, "unread": unread})
         return out
 
-    def close(self, keep: bool = False) -> None:
+    def close(self, keep: bool = False, ended: bool = True) -> None:
         """Unmap and remove the segment. Consumers still mapped can drain what was published.
 
         ``keep``: leave the segment in place (closed) for the next writer of the name to take
-        what is in it (see :func:`salvage`): consumers behind lose nothing.
+        what is in it (see :func:`salvage`): consumers behind lose nothing. With ``ended=False``
+        the end of stream is withdrawn: a consumer that attaches before the next writer waits
+        for it instead of taking this ring's end for the stream's.
         """
         if self.closed:
             return
         self.closed = True
+        if keep and not ended:
+            store_release(self._v.words, END, NOT_ENDED)  # M4: the stream goes on in the next ring
         store_release(self._v.state, 0, SegmentState.CLOSED)  # M4: waiting readers see it
         if not keep and _shm.same_file(self._fd, self._path):
             with contextlib.suppress(FileNotFoundError):

@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ringbuffer
 from common.schema import QUOTE_SCHEMA
@@ -24,9 +25,12 @@ from ..support.programs import Proc
 from ..support.quotes import make_quotes, part, reference
 
 
+@pytest.mark.parametrize("first", ["engine", "processor"])
 def test_processor_killed_then_engine_stopped_then_both_restarted_loses_nothing(
-    csv20k: Path, ring_name: str, tmp_path: Path
+    csv20k: Path, ring_name: str, tmp_path: Path, first: str
 ) -> None:
+    """Restarted in either order: a processor that comes back before the engine waits for it
+    (the kept ring's end of stream was withdrawn: its only reader behind was dead)."""
     out, state = tmp_path / "out", tmp_path / "state"
     engine_args = ["--mode", "historical", "--historical", str(csv20k), "--ring", ring_name,
                    "--state-dir", str(state), "--wait-for-consumers", "1",
@@ -45,8 +49,14 @@ def test_processor_killed_then_engine_stopped_then_both_restarted_loses_nothing(
         assert "consumer=p " in kept and "unread=" in kept, kept
         assert ring_name in ringbuffer.segments(ring_name), "the ring was not kept"
 
-        procs.append(e2 := Proc("engine", [*engine_args, "--speed", "max", "--exit-at-end"]))
-        procs.append(p2 := Proc("processor", processor_args))
+        again = {
+            "engine": ("engine", [*engine_args, "--speed", "max", "--exit-at-end"]),
+            "processor": ("processor", processor_args),
+        }
+        procs.append(a := Proc(*again[first]))
+        a.wait_log(r' engine "ring ready" ' if first == "engine" else r' "waiting for the ring" ')
+        procs.append(b := Proc(*again["processor" if first == "engine" else "engine"]))
+        e2, p2 = (a, b) if first == "engine" else (b, a)
         assert p2.wait() == 0, p2.stderr()
         assert e2.wait() == 0, e2.stderr()
         assert "records missing" not in p2.stderr()
