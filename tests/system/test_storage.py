@@ -89,7 +89,7 @@ def test_shared_memory_too_small_for_the_ring_is_one_clear_line(
     ring_name: str, tmp_path: Path
 ) -> None:
     """Before: the engine died of SIGBUS, logged nothing and left the segment behind."""
-    with small_tmpfs(tmp_path / "shm", "16m") as shm:
+    with small_tmpfs(tmp_path / "shm", "1m") as shm:  # the old engine wrote into it: SIGBUS
         res = subprocess.run(
             [sys.executable, "-m", "engine", "--mode", "historical", "--capacity", "1048576",
              "--ring", ring_name, "--state-dir", str(tmp_path / "s"), "--exit-at-end"],
