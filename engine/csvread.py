@@ -229,14 +229,16 @@ def without_bare_cr(data: InputBytes) -> InputBytes:
     return InputBytes(pa.py_buffer(raw))
 
 
-def hide_quotes_on_line(data: InputBytes, line: int) -> InputBytes:
-    """The input with the quotes of physical ``line`` (1-based) replaced by 0x01, in memory."""
+def hide_quotes_on_lines(data: InputBytes, lines: Sequence[int]) -> InputBytes:
+    """The input with the quotes of the physical ``lines`` (1-based) replaced by 0x01, in
+    memory (one copy of the input, whatever the number of lines)."""
     raw = np.frombuffer(bytearray(data.read(0, data.size)), np.uint8)
     lf = np.flatnonzero(raw == 10)
-    start = 0 if line == 1 else int(lf[line - 2]) + 1
-    end = int(lf[line - 1]) if line - 1 < len(lf) else len(raw)
-    piece = raw[start:end]
-    piece[piece == 34] = 1
+    for line in lines:
+        start = 0 if line == 1 else int(lf[line - 2]) + 1
+        end = int(lf[line - 1]) if line - 1 < len(lf) else len(raw)
+        piece = raw[start:end]
+        piece[piece == 34] = 1
     return InputBytes(pa.py_buffer(raw))
 
 

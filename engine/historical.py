@@ -23,7 +23,7 @@ from engine.csvread import (
     InputBytes,
     InputError,
     header_names,
-    hide_quotes_on_line,
+    hide_quotes_on_lines,
     line_field,
     line_numbers,
     line_texts,
@@ -252,9 +252,8 @@ def _read_records(
         hide = _stray_quote_lines(view, records, table.num_rows, skipped)
         if not hide:
             break
-        for line in hide:
-            view = hide_quotes_on_line(view, line)
-            unclosed.add(line)
+        view = hide_quotes_on_lines(view, hide)
+        unclosed.update(hide)
         records, _ = record_lines(view)
     return table, skipped, cleaned, records, unclosed, view is not data
 
