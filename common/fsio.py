@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from pathlib import Path
+
+from common.cli import UsageError
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -34,3 +37,29 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def lock_folder(path: Path, *, flag: str, who: str) -> int:
+    """Take an exclusive ``flock`` on the lock file ``path`` for the life of this process.
+
+    The holder's pid is written into the file, so a second process is refused with a
+    :class:`~common.cli.UsageError` naming the folder (given by ``flag``) and that pid. The
+    kernel releases the lock when its holder dies, even by SIGKILL. Returns the lock's fd.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UsageError(
+            f"{flag} {path.parent} is in use by another {who} (pid {holder}): stop it, "
+            f"or give this {who} its own {flag}"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

@@ -9,12 +9,9 @@ naming the folder and that pid. A holder killed with SIGKILL leaves the file, no
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 from pathlib import Path
 
-from common.cli import UsageError
+from common.fsio import lock_folder
 
 LOCK_FILE = "engine.lock"
 
@@ -22,23 +19,6 @@ LOCK_FILE = "engine.lock"
 def lock(state_dir: Path) -> int:
     """Lock ``state_dir`` for this process; returns the lock's fd (kept open until exit).
 
-    Raises :class:`UsageError` when another live process holds it.
+    Raises :class:`~common.cli.UsageError` when another live process holds it.
     """
-    path = state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise UsageError(
-            f"--state-dir {state_dir} is in use by another engine (pid {holder}): stop it, "
-            "or give this engine its own --state-dir"
-        ) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+    return lock_folder(state_dir / LOCK_FILE, flag="--state-dir", who="engine")
