@@ -105,7 +105,8 @@ class RefVenue:
                 break
             qty = min(maker.remaining, order.remaining)
             assert maker.price is not None  # resting orders are LIMIT orders
-            trade = RefTrade(len(self.trades) + 1, symbol, maker.price, qty, maker.id, order.id, side)
+            n = len(self.trades) + 1
+            trade = RefTrade(n, symbol, maker.price, qty, maker.id, order.id, side)
             self.trades.append(trade)
             maker.remaining -= qty
             order.remaining -= qty
