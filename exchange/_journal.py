@@ -226,15 +226,14 @@ class Journal:
         """Write and fsync what was appended; the number of commands it made durable."""
         if not self._buffer:
             return 0
-        view = memoryview(self._buffer)
+        data = bytes(self._buffer)  # a copy: the buffer stays free to be cleared on failure
+        written = 0
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
         except OSError as e:
             self._cut_back()
             raise JournalWriteError(e.errno, f"journal {self.path}: {e.strerror}") from e
-        finally:
-            view.release()
         os.fsync(self._fd)  # an error here is fatal to the caller: see the module's notes
         done = self.pending
         self.durable += len(self._buffer)
