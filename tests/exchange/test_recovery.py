@@ -149,9 +149,8 @@ def test_a_damaged_record_before_the_tail_names_the_file_and_offset(tmp_path: Pa
 def test_a_full_disk_leaves_the_command_unacknowledged_and_the_venue_consistent(
     tmp_path: Path,
 ) -> None:
-    proc = Proc(
-        "tests.support.venue_load", [str(tmp_path), "20000", "--batch", "37", "--file-limit", "60000"]
-    )
+    args = [str(tmp_path), "20000", "--batch", "37", "--file-limit", "60000"]
+    proc = Proc("tests.support.venue_load", args)
     assert proc.wait() == 3, proc.stderr()
     line = proc.wait_log(r"write failed durable=\d+ state_hash=\w+")
     durable = int(line.split("durable=")[1].split()[0])

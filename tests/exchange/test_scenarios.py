@@ -89,8 +89,9 @@ SCENARIOS: list[tuple[str, str, str, str, str]] = [
     ),
     (
         "cancel of a filled order, of an unknown one, of a cancelled one: refused, no id used",
-        "SELL LIMIT GTC 100 x 1 | BUY LIMIT GTC 100 x 1 | CANCEL 1 -> not_open | CANCEL 9 -> unknown"
-        " | BUY LIMIT GTC 98 x 1 | CANCEL 3 | CANCEL 3 -> not_open | BUY LIMIT GTC 97 x 1",
+        "SELL LIMIT GTC 100 x 1 | BUY LIMIT GTC 100 x 1 | CANCEL 1 -> not_open"
+        " | CANCEL 9 -> unknown | BUY LIMIT GTC 98 x 1 | CANCEL 3 | CANCEL 3 -> not_open"
+        " | BUY LIMIT GTC 97 x 1",
         "#1 100 x 1 maker 1 taker 2",
         "bid 97 x 1",
         "1 FILLED 0 | 3 CANCELED 1 | 4 NEW 1",
