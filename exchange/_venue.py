@@ -7,10 +7,13 @@ then every journal entry after it) and logs
 ``submit(command, time)`` applies one command and returns its events; an accepted command is
 numbered (``seq``) and appended to the journal's buffer. ``commit()`` makes everything submitted
 durable with one write and one fsync (group commit): a caller sends a command's acknowledgement
-only after the commit that covers it. If the write fails (a full disk), the file is cut back to
-its durable length, the state is rebuilt from the disk, and :class:`JournalWriteError` tells the
-caller that every command since the last commit is void: nothing of them was acknowledged, and
-the venue is again exactly what the journal says.
+only after the commit that covers it. ``commit`` is ``flush()`` (the write, in the caller's
+thread) then ``sync(upto)`` (the fsync, which may run in another thread while the caller matches
+the next batch: the pipelined group commit the network layer and the benchmark use). If a write
+fails (a full disk), the file is cut back to its last whole record, the state is rebuilt from
+the disk, and :class:`JournalWriteError` tells the caller that every command since the last
+flush is void: nothing of them was acknowledged, and the venue is again exactly what the
+journal says.
 
 Garbage collection: the venue's objects (orders, levels, events) form no reference cycles, so
 reference counting frees them; the cyclic collector's full passes over millions of live orders
@@ -24,6 +27,7 @@ import gc
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from common.cli import UsageError
@@ -77,10 +81,12 @@ class Venue:
         self.snapshot_every = snapshot_every
         self.matcher = Matcher(list(symbols))
         self.seq = 0  # the last accepted command
-        self.durable_seq = 0  # the last command on disk
-        self._since_snapshot = 0
+        self.written_seq = 0  # the last command written to the journal (page cache)
+        self.durable_seq = 0  # the last command on disk (fsync returned)
+        self._snapshot_seq = 0
         self._gc = GcFreezer()
         self._journal: Journal | None = None
+        self._append: Callable[[tuple[int, Command]], None] = _closed
         self._lock_fd: int | None = None
 
     @classmethod
@@ -114,6 +120,7 @@ class Venue:
         seq = doc["seq"] if doc else 0
         journal, entries = Journal.open(self.folder / "journal.bin")
         self._journal = journal
+        self._append = journal.batch.append
         apply = self.matcher.apply
         for entry in entries:
             if entry.seq <= seq:
@@ -130,8 +137,8 @@ class Venue:
                 )
             seq = entry.seq
             self._gc.tick()
-        self.seq = self.durable_seq = seq
-        self._since_snapshot = 0
+        self.seq = self.written_seq = self.durable_seq = self._snapshot_seq = seq
+        journal.next_seq = seq + 1
         GcFreezer.full_collection()
 
     # -- the matching path -------------------------------------------------------------------
@@ -141,38 +148,61 @@ class Venue:
         events = self.matcher.apply(command, time)
         if type(events[0]) is not Rejected:
             self.seq += 1
-            self._journal.append(self.seq, time, command)  # type: ignore[union-attr]
+            self._append((time, command))
         self._gc.tick()
         return events
 
-    def commit(self) -> int:
-        """Make every submitted command durable (one write, one fsync); the last durable seq.
+    def flush(self) -> int:
+        """Write every submitted command to the journal (no fsync); the last seq written.
 
         Raises :class:`JournalWriteError` after rebuilding the state from the disk when the
-        write failed: the commands since the last commit are void.
+        write failed: the commands since the last flush are void (never acknowledged).
         """
         journal = self._journal
         assert journal is not None, "the venue is closed"
         if journal.pending:
             try:
-                journal.commit()
+                journal.write()
             except JournalWriteError:
                 log.error(
-                    "journal write failed: state rebuilt from disk", extra={"seq": self.durable_seq}
+                    "journal write failed: state rebuilt from disk", extra={"seq": self.written_seq}
                 )
                 self._recover()
                 raise
-            self._since_snapshot += self.seq - self.durable_seq
-            self.durable_seq = self.seq
-            if self._since_snapshot >= self.snapshot_every:
-                self.snapshot()
+            self.written_seq = self.seq
+        return self.written_seq
+
+    def sync(self, upto: int) -> None:
+        """fsync the journal; ``upto`` (a :meth:`flush` result) and all before it are durable.
+
+        May run in another thread while this one submits and flushes (it touches only the file
+        descriptor and one integer); an OSError is fatal: restart from the disk.
+        """
+        journal = self._journal
+        assert journal is not None, "the venue is closed"
+        journal.sync()
+        if upto > self.durable_seq:
+            self.durable_seq = upto
+
+    def commit(self) -> int:
+        """:meth:`flush` then :meth:`sync`, and a snapshot when one is due; the durable seq."""
+        upto = self.flush()
+        if upto > self.durable_seq:
+            self.sync(upto)
+            self.maybe_snapshot()
         return self.durable_seq
+
+    def maybe_snapshot(self) -> None:
+        """Snapshot if :attr:`snapshot_every` commands were made durable since the last one
+        (only while nothing is written and not yet synced: the snapshot holds durable state)."""
+        if self.seq - self._snapshot_seq >= self.snapshot_every and self.seq == self.durable_seq:
+            self.snapshot()
 
     def snapshot(self) -> str:
         """Write a snapshot of the durable state now; its state hash."""
         assert self.seq == self.durable_seq, "snapshot only what the journal holds"
         path, digest = write_snapshot(self.folder, self.matcher, self.seq)
-        self._since_snapshot = 0
+        self._snapshot_seq = self.seq
         GcFreezer.full_collection()
         log.info(
             "snapshot written", extra={"file": str(path), "seq": self.seq, "state_hash": digest}
@@ -200,6 +230,10 @@ class Venue:
 
     def __exit__(self, *exc: object) -> None:
         self.close(snapshot=exc[0] is None)
+
+
+def _closed(item: tuple[int, Command]) -> None:
+    raise RuntimeError("the venue is closed")
 
 
 def _check_symbols(folder: Path, symbols: dict[str, Symbol]) -> None:

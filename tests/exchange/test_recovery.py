@@ -24,10 +24,9 @@ from exchange import (
     Venue,
     generate,
     parse_symbols,
-    read_journal,
     state_hash,
 )
-from exchange._journal import MAGIC, decode, encode
+from exchange._journal import decode, encode, scan
 from tests.support.programs import Proc
 from tests.support.venue_load import SEED, SYMBOLS
 
@@ -63,8 +62,8 @@ def test_a_record_reads_back_as_written(tif: str, quantity: int, price: int) -> 
         Place("BTC-USDT", "BUY", "MARKET", tif, None, quantity, None),  # type: ignore[arg-type]
         Cancel(quantity),
     ):
-        record = encode(9, -5, command)
-        assert decode(record[8:]) == (9, -5, command)
+        record = encode(9, [(-5, command), (7, Cancel(3))])
+        assert decode(record[8:]) == [(9, -5, command), (10, 7, Cancel(3))]
 
 
 def test_the_same_commands_give_the_same_events_byte_for_byte() -> None:
@@ -132,11 +131,9 @@ def test_a_damaged_record_before_the_tail_names_the_file_and_offset(tmp_path: Pa
     venue = _run(tmp_path, generate(50, seed=4, depth=10))
     venue.close(snapshot=False)
     path = tmp_path / "journal.bin"
-    entries, _ = read_journal(path)
+    entries, offsets, _ = scan(path)
+    assert len(offsets) == len(entries) > 20, "one record a commit"
     data = bytearray(path.read_bytes())
-    offsets = [len(MAGIC)]
-    for entry in entries:
-        offsets.append(offsets[-1] + len(encode(entry.seq, entry.time, entry.command)))
     victim = offsets[20]
     data[victim + 12] ^= 0x40  # a bit flipped inside record 21's payload
     path.write_bytes(data)
