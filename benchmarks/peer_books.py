@@ -2,8 +2,11 @@
 
 - :class:`SortedBook`: a book as the Python peers write it: ``sortedcontainers.SortedDict`` of
   price -> list of orders per side, one dataclass per order, ``list.pop(0)`` for FIFO and
-  ``list.remove`` for a cancel. Integers throughout (ticks and lots), so the comparison is of the
-  data structures, not of Decimal against int.
+  ``list.remove`` for a cancel. ``as_written=True`` is the peers' book as published: prices and
+  quantities as ``Decimal`` (their exact arithmetic; the stream is converted before the clock
+  starts), a dict per trade. ``as_written=False`` keeps the same structures but takes the core's
+  own choices, integers (ticks and lots) and tuples, so that comparison is of the data
+  structures alone.
 - :class:`RedisBook`: the seeds' design: the book in Redis sorted sets (one per symbol side,
   score = price, negated for bids, member = the zero-padded order id so ties go oldest first) and
   every order a hash, one round trip per operation, no pipelining.
@@ -15,6 +18,7 @@ which the benchmark asserts equal to the core's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sortedcontainers import SortedDict
@@ -22,6 +26,28 @@ from sortedcontainers import SortedDict
 from exchange import Cancel, Command, Place
 
 TradeRow = tuple[int, int, int, int, int]
+
+
+def as_decimals(stream: list[tuple[Command, int]], tick: Decimal, lot: Decimal) -> list[Any]:
+    """The stream with prices and quantities as the peers keep them: Decimal."""
+    out: list[Any] = []
+    for command, at in stream:
+        if type(command) is Place:
+            price = None if command.price is None else command.price * tick
+            command = command._replace(price=price, quantity=command.quantity * lot)  # type: ignore[arg-type]
+        out.append((command, at))
+    return out
+
+
+def trade_rows(trades: list[Any], tick: Decimal, lot: Decimal) -> list[TradeRow]:
+    """Trades of either kind of :class:`SortedBook` as the core's integer rows."""
+    rows = []
+    for t in trades:
+        if isinstance(t, dict):
+            t = (t["trade_id"], int(t["price"] / tick), int(t["quantity"] / lot), t["maker"],
+                 t["taker"])  # fmt: skip
+        rows.append(t)
+    return rows
 
 
 @dataclass
@@ -33,20 +59,21 @@ class PeerOrder:
     remaining: int
     tif: str
     status: str = "NEW"
-    fills: list[TradeRow] = field(default_factory=list)
+    fills: list[Any] = field(default_factory=list)
 
 
 class SortedBook:
     """One symbol, as a typical Python matching engine keeps it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, as_written: bool = False) -> None:
+        self.as_written = as_written
         self.bids: SortedDict = SortedDict()  # price -> list[PeerOrder]
         self.asks: SortedDict = SortedDict()
         self.orders: dict[int, PeerOrder] = {}
         self.next_id = 1
         self.next_trade = 1
 
-    def apply(self, command: Command, time: int) -> list[TradeRow]:
+    def apply(self, command: Command, time: int) -> list[Any]:
         if isinstance(command, Cancel):
             order = self.orders.get(command.order_id)
             if order is None or order.status not in ("NEW", "PARTIALLY_FILLED"):
@@ -85,7 +112,7 @@ class SortedBook:
             if available < order.quantity:
                 order.status = "EXPIRED"
                 return []
-        trades: list[TradeRow] = []
+        trades: list[Any] = []
         while order.remaining and opposite:
             price = opposite.peekitem(0 if buying else -1)[0]
             if not crosses(price):
@@ -94,7 +121,13 @@ class SortedBook:
             while order.remaining and level:
                 maker = level[0]
                 qty = min(maker.remaining, order.remaining)
-                trade = (self.next_trade, price, qty, maker.id, order.id)
+                trade: Any
+                if self.as_written:
+                    trade = {"trade_id": self.next_trade, "symbol": "BTC-USDT", "price": price,
+                             "quantity": qty, "maker": maker.id, "taker": order.id,
+                             "aggressor": order.side, "time": time}  # fmt: skip
+                else:
+                    trade = (self.next_trade, price, qty, maker.id, order.id)
                 self.next_trade += 1
                 trades.append(trade)
                 maker.fills.append(trade)

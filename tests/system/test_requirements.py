@@ -1,10 +1,10 @@
 """Each requirement sits in the file that matches where it is imported.
 
 ``requirements.txt`` is what the programs import (``ringbuffer``, ``common``, ``engine``,
-``processor``, ``data``, ``tools``): nothing more, nothing less. ``requirements-dev.txt`` adds what
-the tests and benchmarks import, and the tools ``make`` runs (ruff, mypy) or pytest loads as a
-plugin by configuration (pytest-timeout); a package imported only by benchmarks says so in its
-comment.
+``processor``, ``exchange``, ``data``, ``tools``): nothing more, nothing less.
+``requirements-dev.txt`` adds what the tests and benchmarks import, and the tools ``make`` runs
+(ruff, mypy) or pytest loads as a plugin by configuration (pytest-timeout); a package imported
+only by benchmarks says so in its comment.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = ("ringbuffer", "common", "engine", "processor", "data", "tools")
+PROGRAMS = ("ringbuffer", "common", "engine", "processor", "exchange", "data", "tools")
 CHECKS = ("tests", "benchmarks")
 OWN = {*PROGRAMS, *CHECKS}
 #: Requirements used without an import: run by ``make lint``, or loaded by pytest's config.
