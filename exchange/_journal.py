@@ -173,7 +173,7 @@ def scan(path: Path) -> tuple[list[Entry], list[int], int]:
     if not data:
         return [], [], 0
     if len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)):
-        log.warning("journal header torn: cut", extra={"file": str(path), "offset": 0})
+        log.warning("journal header torn: cut", extra={"fields": {"file": str(path), "offset": 0}})
         return [], [], 0
     if bytes(data[: len(MAGIC)]) != MAGIC:
         raise JournalCorrupt(path, 0, "not a venue journal (wrong magic)")
@@ -190,7 +190,9 @@ def scan(path: Path) -> tuple[list[Entry], list[int], int]:
                 raise JournalCorrupt(path, offset, f"{why} before a valid record at {later}")
             log.warning(
                 "journal tail torn: cut",
-                extra={"file": str(path), "offset": offset, "bytes": len(data) - offset},
+                extra={
+                    "fields": {"file": str(path), "offset": offset, "bytes": len(data) - offset}
+                },
             )
             break
         entries += batch

@@ -146,5 +146,5 @@ def newest_snapshot(folder: Path) -> dict[str, Any] | None:
         try:
             return read_snapshot(path)
         except (OSError, ValueError) as e:
-            log.warning("snapshot skipped", extra={"file": str(path), "why": str(e)})
+            log.warning("snapshot skipped", extra={"fields": {"file": str(path), "why": str(e)}})
     return None

@@ -102,10 +102,12 @@ class Venue:
         log.info(
             "recovered",
             extra={
-                "seq": venue.seq,
-                "orders": len(venue.matcher.orders),
-                "trades": len(venue.matcher.trades),
-                "state_hash": venue.state_hash(),
+                "fields": {
+                    "seq": venue.seq,
+                    "orders": len(venue.matcher.orders),
+                    "trades": len(venue.matcher.trades),
+                    "state_hash": venue.state_hash(),
+                }
             },
         )
         return venue
@@ -165,7 +167,8 @@ class Venue:
                 journal.write()
             except JournalWriteError:
                 log.error(
-                    "journal write failed: state rebuilt from disk", extra={"seq": self.written_seq}
+                    "journal write failed: state rebuilt from disk",
+                    extra={"fields": {"seq": self.written_seq}},
                 )
                 self._recover()
                 raise
@@ -205,7 +208,8 @@ class Venue:
         self._snapshot_seq = self.seq
         GcFreezer.full_collection()
         log.info(
-            "snapshot written", extra={"file": str(path), "seq": self.seq, "state_hash": digest}
+            "snapshot written",
+            extra={"fields": {"file": str(path), "seq": self.seq, "state_hash": digest}},
         )
         return digest
 
