@@ -19,8 +19,9 @@ def test_orders_fills_and_cancels_reach_each_side(venue: VenueProc) -> None:
         maker.send({"message": "createOrder", "orderId": 7, "side": "SELL", "price": 100.5,
                     "quantity": 0.003})  # fmt: skip
         assert maker.recv() == report(7, "NEW")
-        assert market.recv() == {"type": "orderbook", "symbol": "BTC-USDT", "side": "ask",
-                                 "price": Decimal("100.5"), "quantity": Decimal("0.003")}  # fmt: skip
+        level = {"type": "orderbook", "symbol": "BTC-USDT", "side": "ask",
+                 "price": Decimal("100.5"), "quantity": Decimal("0.003")}  # fmt: skip
+        assert market.recv() == level
         taker.send({"message": "marketOrder", "orderId": 7, "side": "BUY", "quantity": 0.005})
         assert taker.recv() == report(7, "NEW")
         fill = report(7, "FILL", price=Decimal("100.5"), quantity=Decimal("0.003"))
