@@ -10,9 +10,9 @@ the quotes of one group commit travel as one array frame (one object when there 
 last trades and top-of-book history, then one ``{"type": "events", "events": [...]}`` frame per
 group commit holding its trades, changed levels and new tops in execution order.
 
-Slow readers: each subscriber has its own queue of at most :data:`MAX_FRAMES` frames, drained by
-a sender task of its own; a subscriber whose queue is full is disconnected (close code 1008) with
-a logged reason. Publishing never waits for a subscriber, and memory per subscriber is bounded.
+Slow readers: each subscriber has its own queue of at most :data:`MAX_QUEUED_BYTES` (4 MiB) of
+frames beyond what the kernel's socket buffers hold, drained by a sender task of its own; a
+subscriber whose queue is full is disconnected (close code 1008) with a logged reason. Publishing never waits for a subscriber, and memory per subscriber is bounded.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from exchange._model import LevelChanged, TopChanged, Trade
 from exchange._sequencer import Published, Sequencer
 from exchange._views import Views, dumps, iso_time
 
-MAX_FRAMES = 4096
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
 DEPTH = 20
 RECENT_TRADES = 50
 TOP_HISTORY = 2000
@@ -44,47 +44,57 @@ class Subscriber:
     def __init__(self, ws: WebSocket, feed: str) -> None:
         self.ws = ws
         self.feed = feed
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_FRAMES)
+        self.frames: collections.deque[str] = collections.deque()
+        self.queued_bytes = 0
+        self._ready = asyncio.Event()
+        self._closing = False
         client = ws.client
         self.peer = f"{client.host}:{client.port}" if client else "?"
         self.dropped = False
 
     def put(self, frame: str) -> None:
-        if self.dropped:
+        if self._closing:
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self.queued_bytes + len(frame) > MAX_QUEUED_BYTES:
             self.dropped = True
             log.warning(
                 "subscriber not keeping up: disconnected",
-                extra={"fields": {"feed": self.feed, "peer": self.peer, "frames": MAX_FRAMES}},
-            )
+                extra={"fields": {"feed": self.feed, "peer": self.peer,
+                                  "queued_bytes": self.queued_bytes}},
+            )  # fmt: skip
             self.stop()
+            return
+        self.frames.append(frame)
+        self.queued_bytes += len(frame)
+        self._ready.set()
 
     def stop(self) -> None:
         """Drop what is queued and make the sender close the connection."""
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._closing = True
+        self.frames.clear()
+        self.queued_bytes = 0
+        self._ready.set()
 
     async def run(self) -> None:
-        """Send frames until the client goes, is dropped, or the venue stops (None)."""
+        """Send frames until the client goes, is dropped, or the venue stops."""
         receiver = asyncio.ensure_future(self._drain_input())
         try:
             while True:
-                getter = asyncio.ensure_future(self.queue.get())
+                waiter = asyncio.ensure_future(self._ready.wait())
                 done, _ = await asyncio.wait(
-                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                    {waiter, receiver}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if receiver in done:
-                    getter.cancel()
+                    waiter.cancel()
                     return
-                frame = getter.result()
-                if frame is None:
+                self._ready.clear()
+                while self.frames:
+                    frame = self.frames.popleft()
+                    self.queued_bytes -= len(frame)
+                    await self.ws.send_text(frame)
+                if self._closing:
                     await self.ws.close(1008 if self.dropped else 1001)
                     return
-                await self.ws.send_text(frame)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         finally:
