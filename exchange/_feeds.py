@@ -12,7 +12,8 @@ group commit holding its trades, changed levels and new tops in execution order.
 
 Slow readers: each subscriber has its own queue of at most :data:`MAX_QUEUED_BYTES` (4 MiB) of
 frames beyond what the kernel's socket buffers hold, drained by a sender task of its own; a
-subscriber whose queue is full is disconnected (close code 1008) with a logged reason. Publishing never waits for a subscriber, and memory per subscriber is bounded.
+subscriber whose queue is full is disconnected (close code 1008) with a logged reason.
+Publishing never waits for a subscriber, and memory per subscriber is bounded.
 """
 
 from __future__ import annotations

@@ -59,8 +59,9 @@ def rest_trader(url: str, seed: int, acks: Acks, stop: threading.Event) -> None:
     try:
         with httpx.Client(base_url=url, timeout=WAIT) as client:
             while not stop.is_set():
-                body = {"symbol": "BTC-USDT", "side": rng.choice(["BUY", "SELL"]),
-                        "price": f"{100 + rng.randrange(-5, 6) / 100:.2f}", "quantity": 1}  # fmt: skip
+                price = f"{100 + rng.randrange(-5, 6) / 100:.2f}"
+                side = rng.choice(["BUY", "SELL"])
+                body = {"symbol": "BTC-USDT", "side": side, "price": price, "quantity": 1}
                 r = client.post("/api/orders", json=body)
                 if r.status_code == 201:
                     with acks.lock:
