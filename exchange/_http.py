@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import fastapi_offline
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -59,7 +60,7 @@ class OrderRequest(BaseModel):
     type: Literal["LIMIT", "MARKET"] = "LIMIT"
     time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
     price: Number | None = Field(default=None, examples=["100.25"])
-    client_order_id: str | None = Field(default=None, max_length=64)
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class FillOut(BaseModel):
@@ -95,10 +96,13 @@ class TradeOut(BaseModel):
     time: str
 
 
+Level = Annotated[list[float], Field(min_length=2, max_length=2, description="[price, quantity]")]
+
+
 class BookOut(BaseModel):
     symbol: str
-    bids: list[tuple[float, float]]
-    asks: list[tuple[float, float]]
+    bids: list[Level]
+    asks: list[Level]
 
 
 class StateOut(BaseModel):
@@ -142,7 +146,18 @@ def create_app(sequencer: Sequencer, views: Views, feeds: Feeds) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _error(str(exc.detail), exc.status_code)
+        response = _error(str(exc.detail), exc.status_code)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Allow: every method of every route on this path
+            path = request.url.path
+            methods = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(path)
+                for method in route.methods
+            }
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
