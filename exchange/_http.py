@@ -154,7 +154,7 @@ def create_app(sequencer: Sequencer, views: Views, feeds: Feeds) -> FastAPI:
                 method
                 for route in app.routes
                 if isinstance(route, APIRoute) and route.path_regex.match(path)
-                for method in route.methods
+                for method in route.methods or ()
             }
             response.headers["Allow"] = ", ".join(sorted(methods))
         return response
