@@ -100,14 +100,15 @@ def parse_private(line: bytes, default_symbol: str) -> tuple[str, int | None, An
 class _Connection:
     """One TCP client: its writer and, on the private port, its orders."""
 
-    __slots__ = ("closed", "id", "orders", "peer", "writer")
+    __slots__ = ("closed", "id", "orders", "peer", "used", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.id = next(_ids)
         self.writer = writer
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self.orders: dict[int, int] = {}  # the client's orderId -> the venue's order id
+        self.orders: dict[int, int] = {}  # the client's orderId -> the venue's id, while open
+        self.used: set[int] = set()  # every orderId of an accepted order
         self.closed = False
 
     def send(self, line: str) -> None:
@@ -180,11 +181,12 @@ class WoodPrivate:
         if kind == "cancel":
             venue_id = conn.orders.get(order_id)
             if venue_id is None:
-                conn.send(dumps({"error": f"unknown order {order_id}", "orderId": order_id}))
+                why = "is not open" if order_id in conn.used else "is unknown"
+                conn.send(dumps({"error": f"order {order_id} {why}", "orderId": order_id}))
                 return
             self._submit(conn, order_id, Cancel(venue_id))
             return
-        if order_id in conn.orders:
+        if order_id in conn.used:
             conn.send(dumps({"error": f"orderId {order_id} is already used", "orderId": order_id}))
             return
         command = parse_order(detail, self.symbols)
@@ -195,6 +197,7 @@ class WoodPrivate:
         events = self._submit(conn, order_id, command)
         if events and type(events[0]) is Accepted:
             conn.orders[order_id] = events[0].order_id
+            conn.used.add(order_id)
 
     def _submit(self, conn: _Connection, order_id: int, command: Any) -> list[Any]:
         try:

@@ -60,7 +60,7 @@ def test_bad_lines_get_an_error_and_the_connection_goes_on(venue: VenueProc) -> 
                                "orderId": 1}),
             ({"message": "createOrder", "orderId": 2, "side": "BUY", "price": 100,
               "quantity": 1, "symbol": "NOPE"}, {"error": "unknown symbol 'NOPE'", "orderId": 2}),
-            ({"message": "cancelOrder", "orderId": 99}, {"error": "unknown order 99",
+            ({"message": "cancelOrder", "orderId": 99}, {"error": "order 99 is unknown",
                                                           "orderId": 99}),
         ]  # fmt: skip
         for line, answer in cases:
@@ -70,6 +70,14 @@ def test_bad_lines_get_an_error_and_the_connection_goes_on(venue: VenueProc) -> 
         assert c.recv() == report(3, "NEW")
         c.send({"message": "createOrder", "orderId": 3, "side": "BUY", "price": 100, "quantity": 1})
         assert c.recv() == {"error": "orderId 3 is already used", "orderId": 3}
+        c.send({"message": "cancelOrder", "orderId": 3})
+        assert c.recv() == report(3, "CANCELED")
+        c.send({"message": "cancelOrder", "orderId": 3})
+        assert c.recv() == {"error": "order 3 is not open", "orderId": 3}
+        c.send({"message": "createOrder", "orderId": 3, "side": "BUY", "price": 100, "quantity": 1})
+        assert c.recv() == {"error": "orderId 3 is already used", "orderId": 3}, (
+            "closed: still used"
+        )
         assert venue.state()["orders"][0]["id"] == 1, "refusals used no id"
     finally:
         c.close()
