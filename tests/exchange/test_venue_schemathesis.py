@@ -11,20 +11,23 @@ rightly refused with 400 (tested by the REST tests).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.programs import ROOT
 from tests.support.venue import VenueProc
 
 
-def test_schemathesis_finds_nothing(venue: VenueProc) -> None:
+def test_schemathesis_finds_nothing(venue: VenueProc, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
          "run", f"{venue.url}/api/schema",
          "--checks", "all", "--exclude-checks", "positive_data_acceptance",
          "--max-examples", "40", "--seed", "1", "--no-color"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
