@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import resource
 import signal
 import socket
 from collections.abc import Iterator, Sequence
@@ -161,8 +162,16 @@ async def serve(args: argparse.Namespace, venue: Venue) -> int:
     return 0
 
 
+def _raise_open_files() -> None:
+    """A server holds a descriptor per client: take the hard limit, not the default 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(args: argparse.Namespace) -> int:
     bridge_stdlib("exchange", "exchange")
+    _raise_open_files()
     venue = Venue.open(args.data_dir, args.symbol_specs, snapshot_every=args.snapshot_every)
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

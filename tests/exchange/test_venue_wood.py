@@ -106,3 +106,39 @@ def test_orders_of_a_closed_connection_stay_in_the_book(venue: VenueProc) -> Non
     assert taker.recv() == report(1, "NEW")
     assert taker.recv()["report"] == "FILL"
     taker.close()
+
+
+def test_a_thousand_idle_connections_cost_little(venue: VenueProc) -> None:
+    import os
+    import resource
+    import socket
+    from pathlib import Path
+
+    from tests.support import wait_until
+
+    def rss_kib() -> int:
+        status = Path(f"/proc/{venue.proc.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0])
+
+    def open_fds() -> int:
+        return len(os.listdir(f"/proc/{venue.proc.pid}/fd"))
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    before = rss_kib()
+    socks = []
+    try:
+        for i in range(1000):
+            port = venue.private if i % 2 else venue.public
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        wait_until(lambda: open_fds() >= 1000, "the venue to accept the 1,000 connections")
+        c = Wood(venue.private)  # the venue still answers, at once
+        c.send({"message": "createOrder", "orderId": 1, "side": "BUY", "price": 1, "quantity": 1})
+        assert c.recv() == report(1, "NEW")
+        c.close()
+        grown = rss_kib() - before
+        assert grown < 16 * 1024, f"1,000 idle connections cost {grown} KiB"
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
