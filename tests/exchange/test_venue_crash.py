@@ -136,3 +136,35 @@ def test_check_lists_each_violation() -> None:
     assert check.violations({"orders": [bid, ask], "trades": []}) == [
         "X: crossed book, bid 10 >= ask 9"
     ]
+
+
+def test_a_second_venue_on_the_same_folder_or_port_is_refused_with_exit_2(
+    venue: VenueProc, tmp_path: Path
+) -> None:
+    same_folder = run_module("exchange", "--http-port", "0", "--private-port", "0",
+                             "--public-port", "0", "--data-dir", str(venue.data_dir))  # fmt: skip
+    assert same_folder.returncode == 2
+    assert f"--data-dir {venue.data_dir} is in use by another venue (pid {venue.proc.pid})" in (
+        same_folder.stderr
+    )
+    same_port = run_module("exchange", "--http-port", str(venue.http), "--private-port", "0",
+                           "--public-port", "0", "--data-dir", str(tmp_path / "other"))  # fmt: skip
+    assert same_port.returncode == 2 and f"--http-port {venue.http}" in same_port.stderr
+
+
+def test_a_damaged_journal_stops_the_start_with_exit_1_naming_file_and_offset(
+    tmp_path: Path,
+) -> None:
+    venue = VenueProc(tmp_path / "v", "--snapshot-every", "1000000")
+    for i in range(30):
+        venue.post("/api/orders", {"symbol": "BTC-USDT", "side": "BUY", "price": 1 + i,
+                                   "quantity": 1})  # fmt: skip
+    venue.kill()  # no snapshot: the journal is all there is
+    journal = tmp_path / "v" / "journal.bin"
+    data = bytearray(journal.read_bytes())
+    data[40] ^= 0xFF  # inside the first record
+    journal.write_bytes(data)
+    res = run_module("exchange", "--http-port", "0", "--private-port", "0", "--public-port", "0",
+                     "--data-dir", str(tmp_path / "v"))  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert f"journal {journal} is damaged at offset 8" in res.stderr

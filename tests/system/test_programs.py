@@ -19,6 +19,8 @@ PROGRAMS = {  # module -> the component its log lines name
     "processor": "processor",
     "engine.feed": "feed",
     "data.generate": "generate",
+    "exchange": "exchange",
+    "exchange.check": "check",
 }
 
 USAGE_ERRORS = [  # (module, arguments, what the error line must name)
@@ -43,6 +45,12 @@ USAGE_ERRORS = [  # (module, arguments, what the error line must name)
     ("engine.feed", ["--bogus"], "--bogus"),
     ("engine.feed", ["--csv", "{tmp}/none.csv"], "--csv"),
     ("data.generate", ["--rows", "-1"], "--rows"),
+    ("exchange", ["--symbols", "BTC-USDT:0.01"], "--symbols"),
+    ("exchange", ["--symbols", "X:0:1"], "--symbols"),
+    ("exchange", ["--http-port", "70000"], "--http-port"),
+    ("exchange", ["--venue", "a b"], "--venue"),
+    ("exchange", ["--snapshot-every", "0"], "--snapshot-every"),
+    ("exchange.check", ["--url", "http://127.0.0.1:9"], "--url"),
 ]
 
 
