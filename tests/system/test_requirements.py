@@ -25,6 +25,7 @@ TOOLS = {
     "mypy": "make lint",
     "pandas-stubs": "make lint (mypy)",
     "pytest-timeout": "pyproject timeout",
+    "schemathesis": "run as a program by tests/exchange/test_venue_schemathesis.py",
 }
 
 
