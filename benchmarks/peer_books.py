@@ -50,6 +50,13 @@ def trade_rows(trades: list[Any], tick: Decimal, lot: Decimal) -> list[TradeRow]
     return rows
 
 
+def _time_in_force(command: Place) -> str:
+    """A MARKET order is IOC unless FOK (contract section 6)."""
+    if command.type == "MARKET" and command.time_in_force == "GTC":
+        return "IOC"
+    return command.time_in_force
+
+
 @dataclass
 class PeerOrder:
     id: int
@@ -86,11 +93,7 @@ class SortedBook:
             order.status = "CANCELED"
             return []
         assert isinstance(command, Place)
-        tif = (
-            "IOC"
-            if command.type == "MARKET" and command.time_in_force == "GTC"
-            else command.time_in_force
-        )
+        tif = _time_in_force(command)
         order = PeerOrder(
             self.next_id, command.side, command.price, command.quantity, command.quantity, tif
         )
@@ -182,11 +185,7 @@ class RedisBook:
             r.hset(f"order:{command.order_id}", "status", "CANCELED")
             return []
         assert isinstance(command, Place)
-        tif = (
-            "IOC"
-            if command.type == "MARKET" and command.time_in_force == "GTC"
-            else command.time_in_force
-        )
+        tif = _time_in_force(command)
         order_id = int(r.incr("next_order_id"))
         remaining = command.quantity
         r.hset(

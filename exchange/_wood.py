@@ -148,15 +148,12 @@ async def _lines(reader: asyncio.StreamReader, conn: _Connection) -> AsyncIterat
             yield line
 
 
-class WoodPrivate:
-    """The order-entry port."""
+class _Port:
+    """A Wood port: its connections, each read line by line; durable batches published."""
 
-    def __init__(self, sequencer: Sequencer, symbols: Mapping[str, Symbol], views: Views) -> None:
+    def __init__(self, sequencer: Sequencer, views: Views) -> None:
         self.sequencer = sequencer
-        self.symbols = symbols
-        self.default_symbol = next(iter(symbols))
         self.views = views
-        self.owners: dict[int, tuple[_Connection, int]] = {}  # venue id -> (connection, orderId)
         self.connections: set[_Connection] = set()
         sequencer.listeners.append(self.publish)
 
@@ -170,6 +167,22 @@ class WoodPrivate:
             self.connections.discard(conn)
             conn.closed = True
             writer.close()
+
+    def _line(self, conn: _Connection, line: bytes) -> None:
+        """One line from a client (the public port ignores what clients send)."""
+
+    def publish(self, batch: list[Published]) -> None:
+        raise NotImplementedError
+
+
+class WoodPrivate(_Port):
+    """The order-entry port."""
+
+    def __init__(self, sequencer: Sequencer, symbols: Mapping[str, Symbol], views: Views) -> None:
+        super().__init__(sequencer, views)
+        self.symbols = symbols
+        self.default_symbol = next(iter(symbols))
+        self.owners: dict[int, tuple[_Connection, int]] = {}  # venue id -> (connection, orderId)
 
     def _line(self, conn: _Connection, line: bytes) -> None:
         kind, order_id, detail = parse_private(line, self.default_symbol)
@@ -255,24 +268,8 @@ def _report(order_id: int, report: str, price: Any = None, quantity: Any = None)
     return dumps(message)
 
 
-class WoodPublic:
+class WoodPublic(_Port):
     """The market-data port: every command's trades, then its changed levels."""
-
-    def __init__(self, sequencer: Sequencer, views: Views) -> None:
-        self.views = views
-        self.connections: set[_Connection] = set()
-        sequencer.listeners.append(self.publish)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(writer)
-        self.connections.add(conn)
-        try:
-            async for _ in _lines(reader, conn):
-                pass  # the public port reads nothing; input is ignored
-        finally:
-            self.connections.discard(conn)
-            conn.closed = True
-            writer.close()
 
     def publish(self, batch: list[Published]) -> None:
         if not self.connections:
