@@ -50,31 +50,73 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--ring", default="quotes", metavar="NAME",
-                   help="the ring to read (default: quotes)")
-    p.add_argument("--name", default="mid-price", metavar="NAME",
-                   help="consumer name: a restart under the same name resumes "
-                        "(default: mid-price)")
-    p.add_argument("--latency-threshold", metavar="MS",
-                   help=f"latency limit in milliseconds (default: ${THRESHOLD_ENV}, else 20)")
-    p.add_argument("--mid-log", default="mid_prices.log", metavar="PATH",
-                   help="mid price lines (default: mid_prices.log)")
-    p.add_argument("--error-log", default="errors.log", metavar="PATH",
-                   help="error lines (default: errors.log)")
-    p.add_argument("--format", choices=("spec", "extended"), default="spec",
-                   help="spec: '<timestamp>, <mid>'; extended: '<timestamp>, <ticker>, <mid>' "
-                        "(default: spec)")
-    p.add_argument("--exit-at-end", action="store_true",
-                   help="exit 0 once the engine has ended the stream and all is written")
-    p.add_argument("--parquet", metavar="PATH",
-                   help="also write (timestamp, ticker, mid) to this Parquet file "
-                        "(rewritten on every start; see below)")
-    p.add_argument("--render-threads", type=int, metavar="N",
-                   help="batches rendered at once on worker threads; 1 renders in the main "
-                        "thread (default: 2 on a machine with 2 cores or more)")
-    p.add_argument("--state", metavar="PATH",
-                   help="the state file (default: <folder of the mid log>/"
-                        ".processor-<name>.state.json)")
+    p.add_argument(
+        "--ring", default="quotes", metavar="NAME", help="the ring to read (default: quotes)"
+    )
+    p.add_argument(
+        "--name",
+        default="mid-price",
+        metavar="NAME",
+        help="consumer name: a restart under the same name resumes (default: mid-price)",
+    )
+    p.add_argument(
+        "--latency-threshold",
+        metavar="MS",
+        help=f"latency limit in milliseconds (default: ${THRESHOLD_ENV}, else 20)",
+    )
+    p.add_argument(
+        "--mid-log",
+        default="mid_prices.log",
+        metavar="PATH",
+        help="mid price lines (default: mid_prices.log)",
+    )
+    p.add_argument(
+        "--error-log",
+        default="errors.log",
+        metavar="PATH",
+        help="error lines (default: errors.log)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("spec", "extended"),
+        default="spec",
+        help="spec: '<timestamp>, <mid>'; extended: '<timestamp>, <ticker>, <mid>' (default: spec)",
+    )
+    p.add_argument(
+        "--exit-at-end",
+        action="store_true",
+        help="exit 0 once the engine has ended the stream and all is written",
+    )
+    p.add_argument(
+        "--parquet",
+        metavar="PATH",
+        help="also write (timestamp, ticker, mid) to this Parquet file "
+        "(rewritten on every start; see below)",
+    )
+    p.add_argument(
+        "--render-threads",
+        type=int,
+        metavar="N",
+        help="batches rendered at once on worker threads; 1 renders in the main "
+        "thread (default: 2 on a machine with 2 cores or more)",
+    )
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="read the relay's Redis stream instead of the ring (contract section 7), "
+        "e.g. redis://HOST:6379/0; the consumer group is --name",
+    )
+    p.add_argument(
+        "--stream",
+        default="quotes",
+        metavar="NAME",
+        help="with --redis: the stream the relay writes (default: quotes)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        help="the state file (default: <folder of the mid log>/.processor-<name>.state.json)",
+    )
     return p
 
 

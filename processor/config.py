@@ -35,6 +35,8 @@ class Config:
     parquet: Path | None
     state: Path
     threads: int | None = None  # render threads; None: two when the machine has two cores
+    redis: str | None = None  # read the relay's stream on this Redis instead of the ring
+    stream: str = "quotes"
 
 
 def parse_threshold(text: str, source: str) -> float:
@@ -86,8 +88,9 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     for flag, path in files.items():
         key = path.resolve()
         if key in seen:
-            raise UsageError(f"{seen[key]} and {flag} name the same file {path}: "
-                             "give them different paths")
+            raise UsageError(
+                f"{seen[key]} and {flag} name the same file {path}: give them different paths"
+            )
         seen[key] = flag
     return Config(
         ring=args.ring,
@@ -99,5 +102,7 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
         exit_at_end=args.exit_at_end,
         parquet=parquet,
         state=state,
+        redis=args.redis,
+        stream=args.stream,
         threads=args.render_threads,
     )

@@ -104,9 +104,7 @@ def _scale(
         return _scale_quiet(bid, ask, positive)
 
 
-def _scale_quiet(
-    bid: F64, ask: F64, positive: bool
-) -> tuple[I64, F64, F64, npt.NDArray[np.bool_]]:
+def _scale_quiet(bid: F64, ask: F64, positive: bool) -> tuple[I64, F64, F64, npt.NDArray[np.bool_]]:
     big = np.maximum(bid, ask) if positive else np.maximum(np.abs(bid), np.abs(ask))
     exp2 = big.view(np.int64) >> 52
     s = _SCALE_OF_EXP.take(exp2)
@@ -205,8 +203,8 @@ def _mid_chunk(bid: F64, ask: F64, out: U64) -> tuple[I64, npt.NDArray[np.bool_]
     move0 = w0 & ~point_words[:, 0]
     move1 = w1 & ~point_words[:, 1]
     out[:, 0] = (w0 & point_words[:, 0]) | point_words[:, 2] | (move0 << _EIGHT)
-    out[:, 1] = (w1 & point_words[:, 1]) | point_words[:, 3] | (move1 << _EIGHT) | (
-        move0 >> _FIFTY_SIX
+    out[:, 1] = (
+        (w1 & point_words[:, 1]) | point_words[:, 3] | (move1 << _EIGHT) | (move0 >> _FIFTY_SIX)
     )
     out[:, 2] = (w2 << _EIGHT) | (move1 >> _FIFTY_SIX)
     return n_int + 1 + n_frac, ok

@@ -70,8 +70,7 @@ def _data(lines: pa.Array) -> memoryview:
     return memoryview(lines.buffers()[2])[int(bounds[0]) : int(bounds[-1])]
 
 
-_INLINE_MASKS = np.array([(1 << 8 * min(max(k - 4, 0), 8)) - 1 for k in range(64)],
-                         dtype=np.uint64)
+_INLINE_MASKS = np.array([(1 << 8 * min(max(k - 4, 0), 8)) - 1 for k in range(64)], dtype=np.uint64)
 
 
 def _cast(views: npt.NDArray[np.uint64], buffers: list[pa.Buffer], total: int) -> pa.Array:
@@ -82,8 +81,12 @@ def _cast(views: npt.NDArray[np.uint64], buffers: list[pa.Buffer], total: int) -
     return pc.cast(array, kind)
 
 
-def _mid_lines(ts: npt.NDArray[np.int64], bid: npt.NDArray[np.float64],
-               ask: npt.NDArray[np.float64], tickers: pa.Array | None) -> pa.Array:
+def _mid_lines(
+    ts: npt.NDArray[np.int64],
+    bid: npt.NDArray[np.float64],
+    ask: npt.NDArray[np.float64],
+    tickers: pa.Array | None,
+) -> pa.Array:
     """Mid price lines; with ``tickers``, the extended format.
 
     Row ``i`` of a matrix holds ``<timestamp>, `` in words 0-3 (from byte 7) and the mid text
@@ -118,8 +121,10 @@ def _mid_lines(ts: npt.NDArray[np.int64], bid: npt.NDArray[np.float64],
         inline = ((head >> _HALF) | (next8 << _HALF)) & _INLINE_MASKS.take(length)
         mids[part, 1] = np.where(length <= 12, inline, at + (np.uint64(_PREFIX) << _HALF))
     buffers = [pa.py_buffer(rows)]
-    extra = [rows.view(np.uint8)[i, _PREFIX_AT:_MID_AT].tobytes() + t + b"\n"
-             for i, t in zip(slow, slow_text, strict=True)]
+    extra = [
+        rows.view(np.uint8)[i, _PREFIX_AT:_MID_AT].tobytes() + t + b"\n"
+        for i, t in zip(slow, slow_text, strict=True)
+    ]
     if extra:
         buffers.append(pa.py_buffer(b"".join(extra)))
     total = n * _ROW_BYTES + sum(map(len, extra))
@@ -134,8 +139,9 @@ def _mid_lines(ts: npt.NDArray[np.int64], bid: npt.NDArray[np.float64],
     )
 
 
-def _slow_views(views: npt.NDArray[np.uint64], rows: list[int], texts: list[bytes],
-                at: list[int]) -> None:
+def _slow_views(
+    views: npt.NDArray[np.uint64], rows: list[int], texts: list[bytes], at: list[int]
+) -> None:
     """Point the views of ``rows`` at their ``texts``, stored at ``at`` in buffer 1."""
     for i, text, where in zip(rows, texts, at, strict=True):
         if len(text) <= 12:
@@ -174,10 +180,15 @@ def _interleave(parts: list[tuple[npt.NDArray[np.intp], pa.Array]], n: int) -> m
     return _data(_cast(views, buffers, sum(b.size for b in buffers)))
 
 
-def _error_lines(ts: npt.NDArray[np.int64], late: npt.NDArray[np.bool_],
-                 latency: npt.NDArray[np.float64], bid: npt.NDArray[np.float64],
-                 ask: npt.NDArray[np.float64], rows: npt.NDArray[np.intp],
-                 threshold: float) -> memoryview:
+def _error_lines(
+    ts: npt.NDArray[np.int64],
+    late: npt.NDArray[np.bool_],
+    latency: npt.NDArray[np.float64],
+    bid: npt.NDArray[np.float64],
+    ask: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.intp],
+    threshold: float,
+) -> memoryview:
     """The error lines of ``rows``: latency over the threshold where ``late``, invalid quote
     elsewhere.
 
@@ -216,9 +227,12 @@ def _tickers(column: pa.Array, keep: npt.NDArray[np.bool_]) -> pa.Array:
 
 
 def _joined(parts: list[Rendered]) -> Rendered:
-    return Rendered(tuple(m for p in parts for m in p.mid_parts),
-                    tuple(e for p in parts for e in p.error_parts),
-                    sum(p.n_mid for p in parts), sum(p.n_errors for p in parts))
+    return Rendered(
+        tuple(m for p in parts for m in p.mid_parts),
+        tuple(e for p in parts for e in p.error_parts),
+        sum(p.n_mid for p in parts),
+        sum(p.n_errors for p in parts),
+    )
 
 
 def classify(
@@ -240,8 +254,12 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
     if not batch.num_rows:
         return Rendered((), (), 0, 0)
     if batch.num_rows > _MAX_ROWS:  # keeps string-view offsets within 32 bits
-        return _joined([render(batch.slice(i, _MAX_ROWS), threshold, extended)
-                        for i in range(0, batch.num_rows, _MAX_ROWS)])
+        return _joined(
+            [
+                render(batch.slice(i, _MAX_ROWS), threshold, extended)
+                for i in range(0, batch.num_rows, _MAX_ROWS)
+            ]
+        )
     ts = _numpy(batch, "timestamp").view(np.int64)
     bid, ask, latency = (_numpy(batch, c) for c in ("bid_price", "ask_price", "latency"))
     late, good = classify(batch, threshold)
@@ -260,8 +278,9 @@ def render(batch: pa.RecordBatch, threshold: float, extended: bool = False) -> R
         else:
             mid = (_data(_mid_lines(ts, bid, ask, tickers)),)
     if n_errors:
-        errors = (_error_lines(ts, late, latency, bid, ask, np.flatnonzero(~good),
-                               float(threshold)),)
+        errors = (
+            _error_lines(ts, late, latency, bid, ask, np.flatnonzero(~good), float(threshold)),
+        )
     return Rendered(mid, errors, n_mid, n_errors)
 
 
@@ -278,4 +297,3 @@ def warm_up() -> None:
         "mode": np.full(n, Mode.HISTORICAL, dtype=np.uint8),
     })  # fmt: skip
     render(batch, 20.0)
-

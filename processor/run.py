@@ -79,7 +79,7 @@ class Processor:
         self.cfg = cfg
         self.stop = stop
         self.log = log
-        self.ring: ringbuffer.ResumingConsumer | None = None
+        self.ring: ringbuffer.ResumingConsumer | Any = None
         self.writer: OutputWriter | None = None
         self.mid: LogFile | None = None
         self.errors: LogFile | None = None
@@ -108,12 +108,7 @@ class Processor:
                 )
             saved = statefile.load(cfg.state)
             warm_up()  # while the engine is still starting, typically
-            self.ring = ringbuffer.ResumingConsumer(
-                cfg.ring, cfg.name, expect=EXPECT, release="commit", resume=saved is not None,
-                stop=lambda: self.stop.requested, sleep=self.stop.sleep,
-                events=_RingEvents(self), attach_poll=ATTACH_POLL,
-                idle_after_end=IDLE_AFTER_END,
-            )  # fmt: skip
+            self.ring = self._source(resume=saved is not None)
             if not self.ring.attach():
                 self.log.info("stopped while waiting for the ring", signal=self.stop.signum)
                 return 0
@@ -121,7 +116,11 @@ class Processor:
             parquet = ParquetSink(cfg.parquet) if cfg.parquet is not None else None
             assert self._initial is not None
             self.writer = OutputWriter(
-                self.mid, self.errors, cfg.state, self._initial, parquet=parquet,
+                self.mid,
+                self.errors,
+                cfg.state,
+                self._initial,
+                parquet=parquet,
                 cycle_records=self.ring.capacity // 4,
             )
             self.writer.start()
@@ -138,6 +137,22 @@ class Processor:
             for f in (self.mid, self.errors):
                 if f is not None:
                     f.close()
+
+    def _source(self, resume: bool) -> Any:
+        """The ring (``ResumingConsumer``), or with ``--redis`` the relay's stream
+        (``relay.StreamConsumer``): the same interface, the same loop."""
+        cfg = self.cfg
+        if cfg.redis is not None:
+            from relay import StreamConsumer
+
+            stop = self.stop
+            return StreamConsumer(cfg.redis, cfg.stream, cfg.name, log=self.log,
+                                  stop=lambda: stop.requested, sleep=stop.sleep)  # fmt: skip
+        return ringbuffer.ResumingConsumer(
+            cfg.ring, cfg.name, expect=EXPECT, release="commit", resume=resume,
+            stop=lambda: self.stop.requested, sleep=self.stop.sleep,
+            events=_RingEvents(self), attach_poll=ATTACH_POLL, idle_after_end=IDLE_AFTER_END,
+        )  # fmt: skip
 
     def _restore(self, saved: statefile.State | None) -> None:
         """Cut the logs to what the state file says is durable; write the starting state."""

@@ -16,7 +16,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = ("ringbuffer", "common", "engine", "processor", "exchange", "data", "tools")
+PROGRAMS = ("ringbuffer", "common", "engine", "processor", "exchange", "relay", "data", "tools")
 CHECKS = ("tests", "benchmarks")
 OWN = {*PROGRAMS, *CHECKS}
 #: Requirements used without an import: run by ``make lint``, or loaded by pytest's config.
