@@ -356,34 +356,34 @@ class WoodClient:
 
     def on_message(self, message: dict[str, Any], now: float) -> None:
         stats = self.stats
-        oid = message.get("orderId")
+        oid: int = message.get("orderId", -1)
         report = message.get("report")
         if report == "NEW":
-            due = self.pending.pop(oid, None)  # type: ignore[arg-type]
+            due = self.pending.pop(oid, None)
             if due is None:
                 stats.errors.append(f"connection {self.index}: NEW for unknown orderId {oid}")
                 return
             stats.orders_acked += 1
             stats.ack(due, now)
-            lots = self.lots.pop(oid)  # type: ignore[arg-type]
+            lots = self.lots.pop(oid)
             if oid in self.limits:
-                self.limits.discard(oid)  # type: ignore[arg-type]
-                self.remaining[oid] = lots  # type: ignore[index]
+                self.limits.discard(oid)
+                self.remaining[oid] = lots
                 self.trader.add_open(oid)
         elif report == "FILL":
             stats.fills += 1
-            left = self.remaining.get(oid)  # type: ignore[arg-type]
+            left = self.remaining.get(oid)
             if left is not None:
                 left -= self.trader.market.lots(message["quantity"])
                 if left <= 0:
-                    del self.remaining[oid]  # type: ignore[arg-type]
+                    del self.remaining[oid]
                     self.trader.drop_open(oid)
                 else:
-                    self.remaining[oid] = left  # type: ignore[index]
+                    self.remaining[oid] = left
         elif report == "CANCELED":
-            self.remaining.pop(oid, None)  # type: ignore[arg-type]
+            self.remaining.pop(oid, None)
             self.trader.drop_open(oid)
-            due = self.cancelling.pop(oid, None)  # type: ignore[arg-type]
+            due = self.cancelling.pop(oid, None)
             if due is not None:
                 stats.cancels_acked += 1
                 stats.ack(due, now)
@@ -576,7 +576,7 @@ async def reference_mid(settings: Settings) -> Decimal:
         status, book = await asyncio.wait_for(
             http.request("GET", f"/api/book/{settings.symbol}?depth=1"), 10
         )
-    except (OSError, asyncio.TimeoutError) as e:
+    except (OSError, TimeoutError) as e:
         raise ConnectionError(f"cannot reach the venue at {settings.url}: {e}") from None
     finally:
         await http.close()
@@ -620,7 +620,7 @@ async def run_load(settings: Settings) -> Stats:
             await asyncio.wait_for(
                 asyncio.gather(*(c.connect(*settings.private) for c in wood)), 10
             )
-        except (OSError, asyncio.TimeoutError) as e:
+        except (OSError, TimeoutError) as e:
             raise ConnectionError(f"cannot connect to --private {settings.private}: {e}") from None
         readers = [asyncio.create_task(c.read()) for c in wood]
         start = time.perf_counter() + 0.01
@@ -649,7 +649,7 @@ async def run_load(settings: Settings) -> Stats:
         https = [HttpConnection(host, port) for _ in range(n)]
         try:
             await asyncio.wait_for(asyncio.gather(*(h.connect() for h in https)), 10)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (OSError, TimeoutError) as e:
             raise ConnectionError(f"cannot connect to --url {settings.url}: {e}") from None
         rest = [RestClient(i, traders[i], stats, budgets[i], https[i]) for i in range(n)]
         start = time.perf_counter() + 0.01
@@ -693,6 +693,9 @@ async def _until(
     await asyncio.gather(*senders, return_exceptions=True)
 
 
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0))
+
+
 def summary(settings: Settings, stats: Stats) -> dict[str, Any]:
     ordered = sorted(stats.latencies)
     elapsed = (
@@ -720,11 +723,11 @@ def summary(settings: Settings, stats: Stats) -> dict[str, Any]:
         "fill_reports": stats.fills,
         "acknowledged_per_s": rate(stats.acked),
         "orders_per_s": rate(stats.orders_acked + stats.orders_rejected),
-        "latency_ms": {
-            name: round(percentile(ordered, q) * 1000, 3)
-            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999),
-                            ("max", 1.0))
-        } if ordered else {},  # fmt: skip
+        "latency_ms": (
+            {name: round(percentile(ordered, q) * 1000, 3) for name, q in QUANTILES}
+            if ordered
+            else {}
+        ),
         "latency_from": "the due time (open loop)" if settings.rate else "the write (closed loop)",
         "histogram_ms": [[b if b != math.inf else "inf", c] for b, c in histogram(ordered)],
         "errors": stats.errors[:20],
