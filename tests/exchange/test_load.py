@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,28 @@ def test_percentiles_and_histogram() -> None:
     assert percentile(values, 0.999) == 0.999
     assert percentile(values, 1.0) == 1.0
     assert sum(c for _, c in histogram(values)) == 1000
+
+
+@pytest.mark.parametrize("protocol", ["wood", "rest"])
+def test_sigint_stops_cleanly_with_a_summary(
+    venue: tuple[int, int], tmp_path: Path, protocol: str
+) -> None:
+    http, private = venue
+    out = tmp_path / "load.json"
+    proc = Proc(
+        "exchange.load",
+        ["--protocol", protocol, "--private", f"127.0.0.1:{private}",
+         "--url", f"http://127.0.0.1:{http}", "--rate", "500", "--duration", "60",
+         "--json", str(out)],
+    )  # fmt: skip
+    try:
+        proc.wait_log(r"starting")
+        time.sleep(1.0)
+        proc.signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0, proc.stderr()
+    finally:
+        proc.kill()
+    result = json.loads(out.read_text())
+    assert result["unacknowledged"] == 0
+    assert 100 <= result["acknowledged"] < 60 * 500
+    assert len(_state(http)["orders"]) == result["orders_accepted"]
