@@ -25,7 +25,9 @@ Rate control: ``--rate N`` is an open-loop schedule: command ``k`` of a connecti
 measured from that due time, not from when it was actually written. A venue that stalls
 therefore shows the stall in every command that queued behind it (no coordinated omission).
 ``--rate max`` is closed-loop: each connection keeps ``--window`` commands in flight (Wood; REST
-keeps one) and latency is measured from the actual write.
+keeps one) and latency is measured from the actual write. Over REST each connection has one
+request in flight, so a venue slower than the schedule makes it fall behind: the commands due
+and never sent by the end are reported as behind schedule.
 
 At the end it prints the acknowledged commands per second (new orders and cancels), a latency
 histogram and p50/p90/p99/p99.9/max; ``--json PATH`` writes the same as JSON. SIGINT/SIGTERM stop
@@ -178,6 +180,7 @@ class Stats:
     cancels_acked: int = 0  # CANCELED / 200
     cancels_refused: int = 0  # the order had filled or gone meanwhile
     fills: int = 0
+    behind: int = 0  # open loop: commands due by the end that were never sent (REST)
     errors: list[str] = field(default_factory=list)
     first_send: float | None = None
     last_ack: float | None = None
@@ -537,6 +540,8 @@ class RestClient:
             await self.one(due)
             if interval is not None:
                 due += interval
+        if interval is not None and self.budget is None:
+            self.stats.behind += max(0, int((clock() - due) / interval))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -721,6 +726,7 @@ def summary(settings: Settings, stats: Stats) -> dict[str, Any]:
         "cancels_done": stats.cancels_acked,
         "cancels_refused": stats.cancels_refused,
         "fill_reports": stats.fills,
+        "behind_schedule": stats.behind,
         "acknowledged_per_s": rate(stats.acked),
         "orders_per_s": rate(stats.orders_acked + stats.orders_rejected),
         "latency_ms": (
@@ -747,6 +753,11 @@ def render(result: dict[str, Any]) -> str:
         f"throughput: {result['acknowledged_per_s']:,.0f} acknowledged commands/s "
         f"({result['orders_per_s']:,.0f} new orders/s)",
     ]
+    if result["behind_schedule"]:
+        lines.append(
+            f"behind schedule: {result['behind_schedule']} commands were due and never sent "
+            "(every connection had one in flight): the target rate was not reached"
+        )
     if lat:
         lines.append(
             f"latency ms (from {result['latency_from']}): "
