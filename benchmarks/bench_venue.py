@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from common.cli import loop_factory
 from tests.support.programs import ROOT, Proc
 from tools.redisserver import RedisServer, available
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LISTENING = r"listening http=(\d+) private=(\d+) public=(\d+)"
 
 
@@ -67,18 +69,56 @@ def venue(folder: Path) -> Iterator[tuple[Proc, int, int]]:
         proc.kill()
 
 
-def load(*args: str, seconds: float) -> dict[str, Any]:
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat; idle and iowait out)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def load(*args: str, seconds: float, servers: list[int]) -> dict[str, Any]:
+    """Run ``exchange.load`` to the end; its result, plus where the machine's CPU went: the
+    server processes ``servers`` (% of one CPU), the load generator (% of one CPU), and everything
+    else on the machine (% of the whole machine: other work disturbing the row)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "load.json"
+        busy0, servers0 = machine_busy(), process_cpu(servers)
+        self0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
             [sys.executable, "-m", "exchange.load", *args, "--duration", str(seconds),
              "--seed", "1", "--json", str(out)],
             cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120,
         )  # fmt: skip
+        wall = time.perf_counter() - wall0
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
+        busy = machine_busy() - busy0
+        server_s = process_cpu(servers) - servers0
         if done.returncode != 0:
             raise RuntimeError(f"exchange.load {args} failed:\n{done.stderr}{done.stdout}")
         result: dict[str, Any] = json.loads(out.read_text())
-        return result
+    load_s = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    self_s = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+    others = max(0.0, busy - server_s - load_s - self_s)
+    result["cpu"] = {
+        "server_pct": round(100 * server_s / wall),
+        "load_pct": round(100 * load_s / wall),
+        "others_pct_of_machine": round(100 * others / (wall * (os.cpu_count() or 1))),
+    }
+    return result
 
 
 def snapshots(proc: Proc) -> int:
@@ -96,6 +136,7 @@ def row(name: str, r: dict[str, Any], note: str = "") -> dict[str, Any]:
         "p999_ms": lat.get("p99.9"),
         "max_ms": lat.get("max"),
         "commands": r["acknowledged"],
+        "cpu": r["cpu"],
         "note": note,
     }
 
@@ -105,7 +146,7 @@ def bench_wood(tmp: Path, seconds: float) -> list[dict[str, Any]]:
     for rate, window in (("max", 128), ("max", 16), ("10000", 1)):
         with venue(tmp / f"wood-{rate}-{window}") as (proc, _, private):
             r = load("--private", f"127.0.0.1:{private}", "--connections", "8", "--rate", rate,
-                     "--window", str(window), seconds=seconds)  # fmt: skip
+                     "--window", str(window), seconds=seconds, servers=[proc.pid])  # fmt: skip
             n = snapshots(proc)
         what = f"max ({window} in flight each)" if rate == "max" else f"{int(rate):,}/s open loop"
         rows.append(row(f"Wood TCP, 8 connections, {what}", r,
@@ -113,14 +154,16 @@ def bench_wood(tmp: Path, seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_rest(url: str, label: str, rates: tuple[int, ...], seconds: float) -> list[dict]:
+def bench_rest(
+    url: str, label: str, rates: tuple[int, ...], seconds: float, servers: list[int]
+) -> list[dict]:
     rows = []
     r = load("--protocol", "rest", "--url", url, "--connections", "16", "--rate", "max",
-             seconds=seconds)  # fmt: skip
+             seconds=seconds, servers=servers)  # fmt: skip
     rows.append(row(f"{label}, 16 connections, max", r))
     for rate in rates:
         r = load("--protocol", "rest", "--url", url, "--connections", "16", "--rate", str(rate),
-                 seconds=seconds)  # fmt: skip
+                 seconds=seconds, servers=servers)  # fmt: skip
         behind = r["behind_schedule"]
         note = f"saturated: {behind:,} due commands never sent" if behind else ""
         rows.append(row(f"{label}, 16 connections, {rate:,}/s open loop", r, note))
@@ -213,9 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-venue-", dir=ROOT) as folder:
         tmp = Path(folder)
         rows += bench_wood(tmp, args.seconds)
-        with venue(tmp / "rest") as (_, http, _):
+        with venue(tmp / "rest") as (proc, http, _):
             rows += bench_rest(f"http://127.0.0.1:{http}", "venue REST", (500, 2000),
-                               args.seconds)  # fmt: skip
+                               args.seconds, [proc.pid])  # fmt: skip
         fans = []
         for rate in ("5000", "max"):
             with (
@@ -234,8 +277,13 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         match = re.search(r"http=(\d+)", service.wait_log(r"listening http="))
                         assert match
+                        assert server.proc is not None
                         redis_rows += bench_rest(
-                            f"http://127.0.0.1:{match.group(1)}", label, (500,), args.seconds
+                            f"http://127.0.0.1:{match.group(1)}",
+                            label,
+                            (500,),
+                            args.seconds,
+                            [service.pid, server.proc.pid],
                         )
                     finally:
                         service.kill()
@@ -248,13 +296,23 @@ def main(argv: list[str] | None = None) -> int:
     print("subscribers run on this same machine and share its CPUs: these are lower bounds.")
     print(f"each row {args.seconds:g} s of load, seed 1; journal fsync on (group commit).")
     print()
-    print("| path | acked commands/s | new orders/s | p50 ms | p99 ms | p99.9 ms | max ms | note |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print(
+        "| path | acked commands/s | new orders/s | p50 ms | p99 ms | p99.9 ms | max ms "
+        "| CPU server / load gen / others | note |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
+        cpu = r["cpu"]
         print(
             f"| {r['name']} | {r['per_s']:,.0f} | {r['orders_per_s']:,.0f} | {ms(r['p50_ms'])} "
-            f"| {ms(r['p99_ms'])} | {ms(r['p999_ms'])} | {ms(r['max_ms'])} | {r['note']} |"
+            f"| {ms(r['p99_ms'])} | {ms(r['p999_ms'])} | {ms(r['max_ms'])} "
+            f"| {cpu['server_pct']}% / {cpu['load_pct']}% / {cpu['others_pct_of_machine']}% "
+            f"| {r['note']} |"
         )
+    print()
+    print("CPU: the server (venue; Redis service + redis-server) and the load generator in % of")
+    print("one CPU over the row; others: the rest of the machine's busy time (other processes,")
+    print("the kernel's own work) in % of all its CPUs: a row with a high figure was disturbed.")
     print()
     for fan in fans:
         print(
