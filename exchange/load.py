@@ -834,7 +834,11 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def parse_args(argv: Sequence[str] | None) -> Settings:
-    p = Parser(prog=PROG, component="exchange.load", description=__doc__.splitlines()[0])
+    p = Parser(
+        prog=PROG,
+        component="exchange.load",
+        description="Simulated traders against a running venue (Wood TCP or REST).",
+    )
     p.add_argument("--url", type=_http_url, help="the venue's HTTP port: REST, and the start mid")
     p.add_argument("--private", type=_address, help="the venue's Wood order-entry port HOST:PORT")
     p.add_argument("--protocol", choices=("wood", "rest"), default="wood")
