@@ -20,9 +20,11 @@ Protocols:
   microseconds of Python per request, and on a shared machine that CPU is taken from the venue
   being measured; this one writes a prebuilt request and reads ``Content-Length`` bytes.
 
-Rate control: ``--rate N`` is an open-loop schedule: command ``k`` of a connection is due at
-``start + k * connections / N``, whatever happened to the ones before, and its latency is
-measured from that due time, not from when it was actually written. A venue that stalls
+Rate control: ``--rate N`` is an open-loop schedule: command ``k`` is due at ``start + k / N``
+(on connection ``k % connections``), whatever happened to the ones before, and its latency is
+measured from that due time, not from when it was actually written. The schedule is kept to the
+event loop's timer resolution (1 ms): a command may leave up to about 1 ms after its due time,
+and that lateness is part of its latency (the figures err high, never low). A venue that stalls
 therefore shows the stall in every command that queued behind it (no coordinated omission).
 ``--rate max`` is closed-loop: each connection keeps ``--window`` commands in flight (Wood; REST
 keeps one) and latency is measured from the actual write. Over REST each connection has one
@@ -74,6 +76,9 @@ DEFAULT_MID = Decimal("100.00")
 CANCEL_SHARE = 0.25
 AGGRESSIVE_SHARE = 0.15
 MAX_LOTS = 100
+#: The shortest sleep of the open-loop schedule: the event loop's timer resolution (libuv counts
+#: milliseconds; a shorter sleep returns at once and the sender would spin).
+TICK = 0.001
 
 
 # ------------------------------------------------------------------------------------------------
@@ -293,27 +298,6 @@ class WoodClient:
     def _spent(self) -> bool:
         return self.budget is not None and self.budget <= 0
 
-    async def send_scheduled(self, interval: float, start: float, stop: asyncio.Event) -> None:
-        """Open loop: command k is due at ``start + k * interval``; late ones go at once."""
-        assert self.writer is not None
-        writer = self.writer
-        clock = time.perf_counter
-        due = start
-        while not stop.is_set() and not self._spent():
-            now = clock()
-            if due > now:
-                await asyncio.sleep(due - now)
-                continue
-            chunk = []
-            while due <= now and not self._spent():
-                chunk.append(self.line(now, due))
-                due += interval
-                if self.budget is not None:
-                    self.budget -= 1
-            writer.write(b"".join(chunk))
-            if writer.transport.get_write_buffer_size() > 1 << 20:
-                await writer.drain()
-
     async def send_window(self, window: int, stop: asyncio.Event) -> None:
         """Closed loop: keep ``window`` commands in flight; latency from the actual write."""
         assert self.writer is not None
@@ -405,6 +389,33 @@ class WoodClient:
                 stats.errors.append(f"connection {self.index}: {message['error']}")
         else:
             stats.errors.append(f"connection {self.index}: unexpected {message!r}"[:200])
+
+
+async def send_scheduled(
+    clients: list[WoodClient], rate: float, start: float, stop: asyncio.Event
+) -> None:
+    """Open loop over all connections: command k is due at ``start + k / rate`` and goes to
+    connection ``k % n`` (so with ``--orders`` each connection sends its budget). One task wakes
+    at most once per :data:`TICK`, writes everything due (one write per connection) and sleeps
+    until the next due time."""
+    clock = time.perf_counter
+    n = len(clients)
+    budgets = [c.budget for c in clients]
+    total = None if None in budgets else sum(b for b in budgets if b is not None)
+    k = 0
+    while not stop.is_set() and (total is None or k < total):
+        now = clock()
+        chunks: dict[int, list[bytes]] = {}
+        while (due := start + k / rate) <= now and (total is None or k < total):
+            chunks.setdefault(k % n, []).append(clients[k % n].line(now, due))
+            k += 1
+        for index, chunk in chunks.items():
+            writer = clients[index].writer
+            assert writer is not None
+            writer.write(b"".join(chunk))
+            if writer.transport.get_write_buffer_size() > 1 << 20:
+                await writer.drain()
+        await asyncio.sleep(max(start + k / rate - clock(), TICK))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -533,7 +544,7 @@ class RestClient:
             else:
                 now = clock()
                 if due > now:
-                    await asyncio.sleep(due - now)
+                    await asyncio.sleep(max(due - now, TICK))
                     continue
             if self.budget is not None:
                 self.budget -= 1
@@ -632,10 +643,8 @@ async def run_load(settings: Settings) -> Stats:
         if interval is None:
             senders = [asyncio.create_task(c.send_window(settings.window, stop)) for c in wood]
         else:
-            senders = [
-                asyncio.create_task(c.send_scheduled(interval, start + i * interval / n, stop))
-                for i, c in enumerate(wood)
-            ]
+            assert settings.rate is not None
+            senders = [asyncio.create_task(send_scheduled(wood, settings.rate, start, stop))]
         await _until(senders, settings.duration, stop, settings.drain)
         deadline = time.perf_counter() + settings.drain
         while any(c.in_flight for c in wood) and time.perf_counter() < deadline:
