@@ -179,7 +179,9 @@ def bench_rest(
     return rows
 
 
-async def fan_out(http: int, private: int, subscribers: int, rate: str, seconds: float) -> dict:
+async def fan_out(
+    http: int, private: int, subscribers: int, rate: str, seconds: float, venue_pid: int
+) -> dict:
     from websockets.asyncio.client import connect
 
     counts = [0] * subscribers
@@ -212,12 +214,17 @@ async def fan_out(http: int, private: int, subscribers: int, rate: str, seconds:
     await asyncio.sleep(1.0)  # every subscriber connected and past its first quotes
     started.set()
     t0 = time.perf_counter()
+    venue0, self0 = process_cpu([venue_pid]), resource.getrusage(resource.RUSAGE_SELF)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "exchange.load", "--private", f"127.0.0.1:{private}",
         "--connections", "8", "--rate", rate, "--duration", str(seconds), "--seed", "1",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await child.communicate()
+    wall = time.perf_counter() - t0
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    venue_cpu = process_cpu([venue_pid]) - venue0
+    own_cpu = self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime
     if child.returncode != 0:
         raise RuntimeError(f"exchange.load failed:\n{err.decode()}{out.decode()}")
     await asyncio.sleep(1.0)  # what is in flight arrives
@@ -236,6 +243,8 @@ async def fan_out(http: int, private: int, subscribers: int, rate: str, seconds:
         "quotes_per_s_each": each,
         "quotes_per_s_total": each * subscribers,
         "load": out.decode().splitlines()[2] if out else "",
+        "venue_cpu_pct": round(100 * venue_cpu / wall),
+        "subscribers_cpu_pct": round(100 * own_cpu / wall),
     }
 
 
@@ -271,11 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         fans = []
         for rate in ("5000", "max"):
             with (
-                venue(tmp / f"fanout-{rate}") as (_, http, private),
+                venue(tmp / f"fanout-{rate}") as (proc, http, private),
                 asyncio.Runner(loop_factory=loop_factory()) as runner,
             ):
                 fans.append(
-                    runner.run(fan_out(http, private, args.subscribers, rate, args.seconds))
+                    runner.run(
+                        fan_out(http, private, args.subscribers, rate, args.seconds, proc.pid)
+                    )
                 )
         redis_rows: list[dict[str, Any]] = []
         if available():
@@ -332,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{fan['disconnected']}{' ' + str(fan['reasons']) if fan['reasons'] else ''})"
         )
         print(f"  the traders meanwhile: {fan['load']}")
+        print(
+            f"  CPU while the traders ran (their start-up included): venue "
+            f"{fan['venue_cpu_pct']}%, the {fan['subscribers']} subscribers (this process) "
+            f"{fan['subscribers_cpu_pct']}% of one CPU"
+        )
     ratios = {}
     for r in redis_rows:
         if r["name"].endswith(", max") and r["per_s"]:
