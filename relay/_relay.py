@@ -114,6 +114,9 @@ class Relay:
 
     def _append(self, fields: dict[bytes, bytes]) -> None:
         self._call("XADD", lambda: self.r.xadd(self.stream, fields))  # type: ignore[arg-type]
+        if not self.entries:
+            self.log.info("first entry appended", stream=self.stream,
+                          first_seq=fields.get(b"first", b"-").decode())  # fmt: skip
         self.entries += 1
 
     # -- backpressure and trimming ---------------------------------------------------------
