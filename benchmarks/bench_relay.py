@@ -190,9 +190,9 @@ def producer(ring: str, url: str, stream: str) -> int:
                     break
                 continue
             b = got.batch
+            names = ("timestamp", "ticker", "bid_price", "ask_price", "latency")
             cols = [b.column(c).cast("string").to_pylist() if c == "ticker"
-                    else b.column(c).to_pylist()
-                    for c in ("timestamp", "ticker", "bid_price", "ask_price", "latency")]  # fmt: skip
+                    else b.column(c).to_pylist() for c in names]  # fmt: skip
             for ts, ticker, bid, ask, latency in zip(*cols, strict=True):
                 client.xadd(stream, {"ts": ts.isoformat(), "ticker": ticker, "bid": repr(bid),
                                      "ask": repr(ask), "latency": repr(latency)})  # fmt: skip
@@ -226,8 +226,9 @@ def consumer(url: str, stream: str, mid_path: Path, err_path: Path) -> int:
                     client.xack(stream, group, entry_id)
                     print(f"consumer: {n} messages", file=sys.stderr)
                     return 0
-                rec = (datetime.fromisoformat(f[b"ts"].decode()), f[b"ticker"].decode(),
-                       float(f[b"bid"]), float(f[b"ask"]), float(f[b"latency"]), 0.0, 0.0)  # fmt: skip
+                ts = datetime.fromisoformat(f[b"ts"].decode())
+                bid, ask, latency = float(f[b"bid"]), float(f[b"ask"]), float(f[b"latency"])
+                rec = (ts, f[b"ticker"].decode(), bid, ask, latency, 0.0, 0.0)
                 is_mid, line = format_record(rec, 20.0, threshold_text)
                 (mid if is_mid else err).write(line)
                 client.xack(stream, group, entry_id)
@@ -290,7 +291,7 @@ def table(r: dict[str, Any]) -> str:
     rel, small, msg = r["relay"], r["relay-small"], r["per-message"]
     streaming = rel.get("streaming_records_per_s")
     lines = [
-        f"| design | records | seconds (engine start → last line durable) | records/s |",
+        "| design | records | seconds (engine start → last line durable) | records/s |",
         "|---|---:|---:|---:|",
         f"| relay (batch per entry) | {r['rows']:,} | {rel['seconds']:.2f} | "
         f"{rel['records_per_s']:,} |",
