@@ -1,6 +1,8 @@
 """The processor's main loop: read, render, hand to the writer, commit what is durable.
 
-Only the main thread touches the ring, through a ``ringbuffer.ResumingConsumer``: it waits for
+Only the main thread touches the source of records: the ring, through a
+``ringbuffer.ResumingConsumer``, or with ``--redis`` the relay's stream through
+``relay.StreamConsumer`` (both a ``processor.source.Source``: one loop for both). It waits for
 the ring, drops re-sent records by ``seq`` and attaches again to a new ring. Each batch is
 rendered (``processor.rules.render``, two at a time on worker threads: ``processor.parallel``)
 and queued, in order, to the writer thread (``processor.output``) with the ring position after
@@ -39,6 +41,7 @@ from processor.output import (
 )
 from processor.parallel import RenderPool
 from processor.rules import Rendered, classify, warm_up
+from processor.source import Source, open_source
 
 #: The ring columns the processor reads, with the dtypes it needs.
 EXPECT = columns("seq", "mode", "ticker", "timestamp", "latency", "bid_price", "ask_price")
@@ -79,7 +82,7 @@ class Processor:
         self.cfg = cfg
         self.stop = stop
         self.log = log
-        self.ring: ringbuffer.ResumingConsumer | Any = None
+        self.ring: Source | None = None
         self.writer: OutputWriter | None = None
         self.mid: LogFile | None = None
         self.errors: LogFile | None = None
@@ -138,20 +141,12 @@ class Processor:
                 if f is not None:
                     f.close()
 
-    def _source(self, resume: bool) -> Any:
-        """The ring (``ResumingConsumer``), or with ``--redis`` the relay's stream
-        (``relay.StreamConsumer``): the same interface, the same loop."""
-        cfg = self.cfg
-        if cfg.redis is not None:
-            from relay import StreamConsumer
-
-            stop = self.stop
-            return StreamConsumer(cfg.redis, cfg.stream, cfg.name, log=self.log,
-                                  stop=lambda: stop.requested, sleep=stop.sleep)  # fmt: skip
-        return ringbuffer.ResumingConsumer(
-            cfg.ring, cfg.name, expect=EXPECT, release="commit", resume=resume,
-            stop=lambda: self.stop.requested, sleep=self.stop.sleep,
-            events=_RingEvents(self), attach_poll=ATTACH_POLL, idle_after_end=IDLE_AFTER_END,
+    def _source(self, resume: bool) -> Source:
+        """The ring, or with ``--redis`` the relay's stream: the same interface, this loop."""
+        return open_source(
+            self.cfg, resume=resume, log=self.log, stop=lambda: self.stop.requested,
+            sleep=self.stop.sleep, expect=EXPECT, events=_RingEvents(self),
+            attach_poll=ATTACH_POLL, idle_after_end=IDLE_AFTER_END,
         )  # fmt: skip
 
     def _restore(self, saved: statefile.State | None) -> None:

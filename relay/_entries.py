@@ -2,14 +2,15 @@
 
 An entry is a Redis stream entry whose fields are::
 
-    fmt    b"quote-replay/1"      (anything else is not ours: ForeignEntry)
-    tag    the engine stream's tag (the ring header's), decimal
-    first  the seq of the batch's first record, decimal
-    last   the seq of its last record, decimal
-    ipc    the batch as an Arrow IPC stream (schema + one record batch)
+    fmt        b"quote-replay/1"      (anything else is not ours: ForeignEntry)
+    tag        the engine stream's tag (the ring header's), decimal
+    first_seq  the seq of the batch's first record, decimal
+    last_seq   the seq of its last record, decimal
+    ipc        the batch as an Arrow IPC stream (schema + one record batch)
 
-or, for the end of the stream, ``fmt``, ``tag``, ``last`` and ``end = 1`` (no ``ipc``). One
-entry carries thousands of records: Redis does one round trip a batch, not a record.
+or, for the end of the stream, ``fmt``, ``tag``, ``last_seq`` (the last seq before the end, -1
+if none) and ``end = 1`` (no ``ipc``). One entry carries thousands of records: Redis does one
+round trip a batch, not a record.
 
 >>> import pyarrow as pa
 >>> batch = pa.record_batch({"seq": pa.array([5, 6, 7], pa.uint64())})
@@ -61,8 +62,8 @@ def encode(batch: pa.RecordBatch, *, tag: int) -> dict[bytes, bytes]:
     return {
         b"fmt": FORMAT,
         b"tag": str(tag).encode(),
-        b"first": str(seq[0].as_py()).encode(),
-        b"last": str(seq[len(seq) - 1].as_py()).encode(),
+        b"first_seq": str(seq[0].as_py()).encode(),
+        b"last_seq": str(seq[len(seq) - 1].as_py()).encode(),
         b"ipc": sink.getvalue().to_pybytes(),
     }
 
@@ -70,7 +71,9 @@ def encode(batch: pa.RecordBatch, *, tag: int) -> dict[bytes, bytes]:
 def end_marker(*, tag: int, last: int | None) -> dict[bytes, bytes]:
     """The fields of the entry that ends the stream ``tag`` after seq ``last``."""
     seq = -1 if last is None else last
-    return {b"fmt": FORMAT, b"tag": str(tag).encode(), b"last": str(seq).encode(), b"end": b"1"}
+    return {
+        b"fmt": FORMAT, b"tag": str(tag).encode(), b"last_seq": str(seq).encode(), b"end": b"1",
+    }  # fmt: skip
 
 
 def decode(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Entry:
@@ -82,10 +85,10 @@ def decode(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Entry:
         raise ForeignEntry(entry_id, f"fmt {fmt!r}, expected {FORMAT!r}")
     try:
         tag = int(fields[b"tag"])
-        last = int(fields[b"last"])
+        last = int(fields[b"last_seq"])
         if fields.get(b"end") == b"1":
             return Entry(entry_id, tag, last + 1, last, True, None)
-        first = int(fields[b"first"])
+        first = int(fields[b"first_seq"])
         with pa.ipc.open_stream(pa.py_buffer(fields[b"ipc"])) as reader:
             batch = reader.read_next_batch()
     except (KeyError, ValueError, pa.ArrowInvalid, StopIteration) as e:

@@ -116,7 +116,7 @@ class Relay:
         self._call("XADD", lambda: self.r.xadd(self.stream, fields))  # type: ignore[arg-type]
         if not self.entries:
             self.log.info("first entry appended", stream=self.stream,
-                          first_seq=fields.get(b"first", b"-").decode())  # fmt: skip
+                          first_seq=fields.get(b"first_seq", b"-").decode())  # fmt: skip
         self.entries += 1
 
     # -- backpressure and trimming ---------------------------------------------------------

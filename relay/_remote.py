@@ -31,7 +31,8 @@ from relay._entries import Entry, decode
 from relay._redis import Gone, connect, retry
 from ringbuffer import CommitToken, Delivery, Gap
 
-READ_COUNT = 64  # entries a read asks for (each holds a ring batch)
+READ_COUNT = 64  # entries a read asks for at most (each holds a ring batch) ...
+#: ... and fewer when entries are big: about ``max_records`` records a read (bounded memory)
 
 
 class StreamConsumer:
@@ -63,6 +64,8 @@ class StreamConsumer:
         self._unacked: list[tuple[int, bytes]] = []  # (position, entry id), in order
         self._backlog = True  # pending entries (delivered before a restart) come first
         self._backlog_start: bytes | str = "0"
+        self._entry_records = 1  # records in the last data entry read (sizes the next read)
+        self._more = False  # the last read was full: more entries are probably waiting
 
     @property
     def tag(self) -> int | None:
@@ -77,7 +80,8 @@ class StreamConsumer:
         return self._tag is not None
 
     def lag(self) -> int:
-        return 0
+        """Not known exactly: 1 when the last read came back full (more is waiting), else 0."""
+        return int(self._more)
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         return retry(call, self.log, what, self._stop)
@@ -119,11 +123,13 @@ class StreamConsumer:
             self._sleep(0.05)
             return None
 
+        count = max(1, min(READ_COUNT, max_records // max(1, self._entry_records)))
+
         def fetch() -> Any:
             start = self._backlog_start if self._backlog else ">"
             block = None if self._backlog else max(1, int((timeout or 0) * 1000))
             return self.client.xreadgroup(
-                self.name, self.name, {self.ring: start}, count=READ_COUNT, block=block
+                self.name, self.name, {self.ring: start}, count=count, block=block
             )
 
         try:
@@ -131,11 +137,12 @@ class StreamConsumer:
         except Gone:
             return None
         entries = reply[0][1] if reply else []
+        self._more = len(entries) == count
         if self._backlog and not entries:
             self._backlog = False  # every pending entry was delivered again
             return None
         if self._backlog:  # the next backlog read starts after these
-            self._backlog_after(entries)
+            self._backlog_after(entries, count)
         data: list[Entry] = []
         for entry_id, fields in entries:
             entry = decode(entry_id, fields)
@@ -149,6 +156,7 @@ class StreamConsumer:
                 continue
             self._position += 1
             self._unacked.append((self._position, entry.id))
+            self._entry_records = entry.last - entry.first + 1
             data.append(entry)
         if not data:
             return None
@@ -160,10 +168,10 @@ class StreamConsumer:
         was delivered already is dropped by the watermark."""
         self._backlog, self._backlog_start = True, "0"
 
-    def _backlog_after(self, entries: list[Any]) -> None:
+    def _backlog_after(self, entries: list[Any], count: int) -> None:
         """Pending entries are read by id, from 0 on: the next read of them starts after the
         last one read; a short read was the last of them."""
-        self._backlog = len(entries) == READ_COUNT
+        self._backlog = len(entries) == count
         self._backlog_start = entries[-1][0]
 
     def _deliver(self, data: list[Entry]) -> Delivery:

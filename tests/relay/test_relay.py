@@ -117,16 +117,15 @@ def test_a_slow_group_holds_the_engine_back_and_trimming_keeps_what_it_needs(
     e = engine(csv20k, ring_name, tmp_path / "state", "--speed", "max", "--wait-for-consumers", "1",
                "--capacity", "4096")  # fmt: skip
     slow: Proc | None = None
-    first: Any = b""
     try:
         wait_until(lambda: client.exists("q") and client.xinfo_groups("q"), "the fast group")
         client.xgroup_create("q", "slow", id="0")  # a group that reads nothing yet
         r.wait_log(r"holding: the slowest consumer group is behind")
         assert e.p.poll() is None, "the engine waits: the relay does not read the ring"
-        records = sum(int(f[b"last"]) - int(f[b"first"]) + 1
-                      for _, f in client.xrange("q") if b"first" in f)  # fmt: skip
+        records = sum(int(f[b"last_seq"]) - int(f[b"first_seq"]) + 1
+                      for _, f in client.xrange("q") if b"first_seq" in f)  # fmt: skip
         assert records <= 2000 + 8192, f"the stream holds {records} records"
-        first = client.xrange("q", count=1)[0][0]  # the slow group needs it: not trimmed
+        assert client.xrange("q", count=1)[0][1].get(b"first_seq") == b"0", "nothing trimmed"
         slow = remote(server, tmp_path / "slow", "slow")
         finish(e, r, fast, slow)
     finally:
@@ -135,7 +134,36 @@ def test_a_slow_group_holds_the_engine_back_and_trimming_keeps_what_it_needs(
                 p.kill()
     expected = oracle(csv20k, tmp_path)
     assert logs(tmp_path / "fast") == expected and logs(tmp_path / "slow") == expected
-    assert client.xrange("q", count=1)[0][0] != first, "what both groups acknowledged is trimmed"
+
+
+def test_trimming_waits_until_every_group_acknowledged(
+    csv20k: Path, ring_name: str, tmp_path: Path, server: RedisServer
+) -> None:
+    """A group holding entries delivered but not acknowledged keeps them (and what follows) in
+    the stream; once it acknowledges them they are trimmed. SIGTERM stops the relay: exit 0."""
+    client: Any = redis.Redis.from_url(server.url)
+    client.xgroup_create("q", "holder", id="0", mkstream=True)
+    fast = remote(server, tmp_path / "fast", "fast")
+    r = relay(server, ring_name, "--max-lag", "1000000")
+    e = engine(csv20k, ring_name, tmp_path / "state", "--speed", "max", "--wait-for-consumers", "1")
+    try:
+        finish(e, fast)  # the fast group has read and acknowledged everything, the end included
+        held = client.xreadgroup("holder", "h", {"q": ">"}, count=2)[0][1]
+        held_ids = [entry_id for entry_id, _ in held]
+        first_id = client.xrange("q", count=1)[0][0]
+        assert held_ids[0] == first_id
+        # Delivered is not acknowledged: the relay trims nothing while the holder's first
+        # unacknowledged entry is the stream's first; acknowledging the first one frees it.
+        client.xack("q", "holder", held_ids[0])
+        wait_until(lambda: client.xrange("q", count=1)[0][0] == held_ids[1],
+                   "the entry every group acknowledged trimmed, the next one kept")  # fmt: skip
+        assert client.xpending("q", "holder")["min"] == held_ids[1]
+        r.signal(signal.SIGTERM)
+        assert r.wait() == 0, r.stderr()
+    finally:
+        for p in (fast, r, e):
+            p.kill()
+    assert logs(tmp_path / "fast") == oracle(csv20k, tmp_path)
 
 
 def test_a_bad_redis_url_is_exit_2_naming_it(ring_name: str, tmp_path: Path) -> None:
