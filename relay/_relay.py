@@ -21,10 +21,11 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -55,6 +56,7 @@ class Relay:
         self.end_written = False
         self.entries = self.records = 0
         self._trimmed_at = 0.0
+        self._heads = Heads()  # the entries this run appended: no payload fetched to measure lag
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         return retry(call, self.log, what, lambda: self.stop.requested)
@@ -113,7 +115,24 @@ class Relay:
         return tag
 
     def _append(self, fields: dict[bytes, bytes]) -> None:
-        self._call("XADD", lambda: self.r.xadd(self.stream, fields))  # type: ignore[arg-type]
+        """XADD ``fields``; after a lost connection, first look whether the lost XADD was done
+        (the stream's last entry is this one): an entry is not appended twice."""
+        unsure = False
+
+        def lost() -> None:
+            nonlocal unsure
+            unsure = True
+
+        def add() -> Any:
+            if unsure:
+                got: Any = self.r.xrevrange(self.stream, count=1)
+                if got and _same(got[0][1], fields):
+                    return got[0][0]
+            return self.r.xadd(self.stream, fields)  # type: ignore[arg-type]
+
+        entry_id = retry(add, self.log, "XADD", lambda: self.stop.requested, lost=lost)
+        first = fields.get(b"first_seq")
+        self._heads.add(Head(entry_id, int(first) if first is not None else 0, first is None))
         if not self.entries:
             self.log.info("first entry appended", stream=self.stream,
                           first_seq=fields.get(b"first_seq", b"-").decode())  # fmt: skip
@@ -121,23 +140,29 @@ class Relay:
 
     # -- backpressure and trimming ---------------------------------------------------------
 
-    def _first_unacked(self) -> list[tuple[str, Entry | None]]:
+    def _first_unacked(self) -> list[tuple[str, Head | None]]:
         """For each group: the first entry it has not acknowledged (None: it is up to date)."""
-        out: list[tuple[str, Entry | None]] = []
+        out: list[tuple[str, Head | None]] = []
         for group in self._call("XINFO GROUPS", lambda: self.r.xinfo_groups(self.stream)):
             name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
-            got = self._call("first unacknowledged", functools.partial(self._first_of, group, name))
-            out.append((name, decode(*got[0]) if got else None))
+            first = functools.partial(self._first_of, group, name)
+            head = self._call("first unacknowledged", first)
+            out.append((name, head))
         return out
 
-    def _first_of(self, group: dict[str, Any], name: str) -> Any:
+    def _first_of(self, group: dict[str, Any], name: str) -> Head | None:
         if group["pending"]:
             first_id = self.r.xpending(self.stream, name)["min"]
             if first_id is not None:  # (None: acknowledged since XINFO looked)
-                return self.r.xrange(self.stream, first_id, first_id)
+                return self._heads.at(first_id) or _head(
+                    self.r.xrange(self.stream, first_id, first_id)
+                )
         after = group["last-delivered-id"]
+        known, head = self._heads.after(after)
+        if known:
+            return head
         after = after.decode() if isinstance(after, bytes) else after
-        return self.r.xrange(self.stream, f"({after}", "+", count=1)
+        return _head(self.r.xrange(self.stream, f"({after}", "+", count=1))
 
     def behind(self) -> int:
         """Records the slowest group is behind the stream's end (all, when no group exists)."""
@@ -146,8 +171,8 @@ class Relay:
         firsts = self._first_unacked()
         if not firsts:
             oldest = self._call("XRANGE", lambda: self.r.xrange(self.stream, count=1))
-            firsts = [("", decode(*oldest[0]) if oldest else None)]
-        lags = [self.last_seq - e.first + 1 for _, e in firsts if e is not None and not e.end]
+            firsts = [("", _head(oldest))]
+        lags = [self.last_seq - h.first + 1 for _, h in firsts if h is not None and not h.end]
         return max(lags, default=0)
 
     def _wait_for_room(self) -> None:
@@ -177,6 +202,71 @@ class Relay:
         if ids:
             oldest = min(ids, key=_id_key)
             self._call("XTRIM", lambda: self.r.xtrim(self.stream, minid=oldest, approximate=False))
+            self._heads.trim(oldest)
+
+
+class Head(NamedTuple):
+    """What the lag and the trimming need of an entry: its id, first seq, and if it is the end."""
+
+    id: bytes
+    first: int
+    end: bool
+
+
+def _head(got: Any) -> Head | None:
+    """The first entry of an XRANGE reply, or None."""
+    if not got:
+        return None
+    e = decode(*got[0])
+    return Head(e.id, e.first, e.end)
+
+
+class Heads:
+    """The entries appended by this run, in stream order (ids increase), down to the last trim.
+
+    >>> h = Heads()
+    >>> for i, first in ((b"5-0", 0), (b"7-0", 100), (b"7-1", 200)):
+    ...     h.add(Head(i, first, False))
+    >>> h.at(b"7-0").first, h.at(b"9-0")
+    (100, None)
+    >>> h.after(b"5-0"), h.after(b"7-1"), h.after(b"4-0")
+    ((True, Head(id=b'7-0', first=100, end=False)), (True, None), (False, None))
+    >>> h.trim(b"7-0"); h.after(b"5-0")
+    (False, None)
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[tuple[int, int]] = []
+        self._heads: list[Head] = []
+
+    def add(self, head: Head) -> None:
+        self._keys.append(_id_key(head.id))
+        self._heads.append(head)
+
+    def at(self, entry_id: bytes | str) -> Head | None:
+        key = _id_key(entry_id)
+        i = bisect.bisect_left(self._keys, key)
+        return self._heads[i] if i < len(self._keys) and self._keys[i] == key else None
+
+    def after(self, entry_id: bytes | str) -> tuple[bool, Head | None]:
+        """(known, the first entry after ``entry_id``): known only when ``entry_id`` is one of
+        these entries (an older id may be followed by entries of an earlier run)."""
+        key = _id_key(entry_id)
+        i = bisect.bisect_left(self._keys, key)
+        if i == len(self._keys) or self._keys[i] != key:
+            return False, None
+        return True, self._heads[i + 1] if i + 1 < len(self._heads) else None
+
+    def trim(self, min_id: bytes | str) -> None:
+        """Forget the entries below ``min_id`` (trimmed)."""
+        i = bisect.bisect_left(self._keys, _id_key(min_id))
+        del self._keys[:i], self._heads[:i]
+
+
+def _same(a: dict[Any, Any], b: dict[bytes, bytes]) -> bool:
+    """The same entry (tag, seqs, end; the batch follows from them)."""
+    keys = (b"fmt", b"tag", b"first_seq", b"last_seq", b"end")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def _id_key(entry_id: bytes | str) -> tuple[int, int]:

@@ -13,6 +13,8 @@ loop, rules, writer and state file are the same for both sources.
   commits a token only once the lines of its records are on disk. The end-of-stream entry is
   acknowledged with the last data entry before it, so a processor that dies before its last
   lines are durable gets it again.
+- **The end**: the relay's end entry sets :attr:`ended` (``--exit-at-end`` stops there);
+  reading goes on, and entries after it (another engine stream) clear it again.
 - **Connection lost** while running: logged, retried with backoff; a stop request ends the wait.
 """
 
@@ -117,12 +119,8 @@ class StreamConsumer:
 
     def read(self, max_records: int = 65536, timeout: float | None = 1.0) -> Delivery | None:
         """The next records above the watermark, or None (nothing yet, or the end)."""
-        if self.ended:
-            if self._stop():
-                return None
-            self._sleep(0.05)
+        if self.ended and self._stop():
             return None
-
         count = max(1, min(READ_COUNT, max_records // max(1, self._entry_records)))
 
         def fetch() -> Any:
@@ -154,6 +152,7 @@ class StreamConsumer:
                 self.ended = True
                 self._unacked.append((self._position, entry.id))  # acked with the last data
                 continue
+            self.ended = False  # entries after an end: the engine started another stream
             self._position += 1
             self._unacked.append((self._position, entry.id))
             self._entry_records = entry.last - entry.first + 1
@@ -175,29 +174,46 @@ class StreamConsumer:
         self._backlog_start = entries[-1][0]
 
     def _deliver(self, data: list[Entry]) -> Delivery:
-        batches = [e.batch for e in data if e.batch is not None]
-        batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
-        records = batch.num_rows
-        seq = batch.column("seq").to_numpy(zero_copy_only=False).astype(np.int64)
-        duplicates = 0
-        if self.watermark is not None:
-            keep = seq > self.watermark
-            duplicates = int(records - keep.sum())
-            if duplicates:
-                batch = batch.filter(pa.array(keep))
-                seq = seq[keep]
+        """Drop the records at or below the watermark, entry by entry (an entry appended twice,
+        by an XADD retried after a lost reply, is dropped whole), then look for a gap as the
+        ring's consumer does."""
+        watermark = start = self.watermark
+        records = duplicates = 0
+        batches: list[pa.RecordBatch] = []
+        seqs: list[np.ndarray] = []
+        for entry in data:
+            batch = entry.batch
+            assert batch is not None
+            seq = batch.column("seq").to_numpy(zero_copy_only=False).astype(np.int64)
+            records += len(seq)
+            if watermark is not None:
+                keep = seq > watermark
+                kept = int(np.count_nonzero(keep))
+                if kept < len(seq):
+                    duplicates += len(seq) - kept
+                    batch, seq = batch.filter(pa.array(keep)), seq[keep]
+            if len(seq):
+                batches.append(batch)
+                seqs.append(seq)
+                watermark = int(seq.max())
         self.duplicates += duplicates
+        if not batches:
+            batch, seq = data[0].batch.slice(0, 0), np.zeros(0, np.int64)  # type: ignore[union-attr]
+        elif len(batches) == 1:
+            batch, seq = batches[0], seqs[0]
+        else:
+            batch, seq = pa.concat_batches(batches), np.concatenate(seqs)
         gap = None
         if len(seq):
-            expected = None if self.watermark is None else self.watermark + 1
-            if expected is not None and seq[0] != expected:
-                gap = Gap(expected, int(seq[0] - expected), 0)
-            else:
-                breaks = np.flatnonzero(np.diff(seq) != 1)
-                if len(breaks):
-                    at = int(breaks[0]) + 1
-                    gap = Gap(int(seq[at - 1] + 1), int(seq[at] - seq[at - 1] - 1), at)
-            self.watermark = int(seq[-1])
+            first = int(seq[0])
+            if start is not None and first > start + 1:
+                gap = Gap(start + 1, first - start - 1, 0)
+            elif len(seq) > 1:  # a break inside (or records out of order: count 0)
+                jumps = np.flatnonzero(np.diff(seq) != 1)
+                if len(jumps):
+                    j = int(jumps[0])
+                    gap = Gap(int(seq[j]) + 1, max(int(seq[j + 1]) - int(seq[j]) - 1, 0), j + 1)
+        self.watermark = watermark
         assert self._tag is not None
         return Delivery(
             batch=batch, token=CommitToken(self.epoch, self._position), records=records,
