@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+import ringbuffer
 from tests.support import wait_until
 from tests.support.oracle import expected_logs
 from tests.support.processor import logs, out_args, written_up_to
@@ -183,4 +184,45 @@ def test_an_entry_written_by_something_else_is_named(tmp_path: Path, server: Red
     res = run_module("processor", *out_args(tmp_path, "unused"), "--redis", server.url,
                      "--stream", "q", "--exit-at-end")  # fmt: skip
     assert res.returncode == 1
+    assert f"stream entry {entry.decode()} is not a quote-replay entry" in res.stderr
+
+
+def test_an_entry_appended_twice_is_written_once(
+    csv20k: Path, ring_name: str, tmp_path: Path, server: RedisServer
+) -> None:
+    """An XADD retried after its reply was lost leaves an entry twice in the stream: the
+    remote processor drops the second copy by seq (no gap), the logs are the oracle's."""
+    client: Any = redis.Redis.from_url(server.url)
+    client.xgroup_create("q", "keeper", id="0", mkstream=True)  # nothing is trimmed
+    r = relay(server, ring_name, "--exit-at-end", "--max-lag", "1000000")
+    e = engine(csv20k, ring_name, tmp_path / "state", "--speed", "max", "--wait-for-consumers", "1",
+               "--capacity", "4096")  # fmt: skip
+    try:
+        finish(e, r)
+    finally:
+        for p in (r, e):
+            p.kill()
+    entries = client.xrange("q")
+    assert len(entries) >= 4, "several batches"
+    for i, (_, fields) in enumerate(entries):
+        client.xadd("q2", fields)
+        if i in (1, 2):
+            client.xadd("q2", fields)
+    res = run_module("processor", *out_args(tmp_path / "a", "unused", "a"), "--redis", server.url,
+                     "--stream", "q2", "--exit-at-end")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert logs(tmp_path / "a") == oracle(csv20k, tmp_path)
+
+
+def test_the_relay_refuses_a_stream_written_by_something_else(
+    ring_name: str, tmp_path: Path, server: RedisServer
+) -> None:
+    client: Any = redis.Redis.from_url(server.url)
+    entry = client.xadd("q", {"hello": "world"})
+    w = ringbuffer.create(ring_name, {"seq": "uint64"}, capacity=1024)
+    try:
+        res = run_module("relay", "--ring", ring_name, "--redis", server.url, "--stream", "q")
+    finally:
+        w.close()
+    assert res.returncode == 1, res.stderr
     assert f"stream entry {entry.decode()} is not a quote-replay entry" in res.stderr
