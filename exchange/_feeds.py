@@ -40,7 +40,7 @@ MAX_QUEUED_BYTES = 4 * 1024 * 1024
 DEPTH = 20
 RECENT_TRADES = 50
 TOP_HISTORY = 2000
-HISTORY_POINTS = 4000
+HISTORY_POINTS = 1000
 log = logging.getLogger("exchange.feeds")
 
 

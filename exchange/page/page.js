@@ -100,6 +100,9 @@ function loadSnapshot(msg) {
   document.getElementById("venue").textContent = msg.venue;
   document.title = `${msg.venue}: live order books`;
   const main = document.getElementById("symbols");
+  for (const [name, st] of symbols) { // a venue restarted with other symbols
+    if (!(name in msg.symbols)) { st.section.remove(); symbols.delete(name); }
+  }
   for (const [name, info] of Object.entries(msg.symbols)) {
     let st = symbols.get(name);
     if (!st) {
