@@ -21,6 +21,7 @@ PROGRAMS = {  # module -> the component its log lines name
     "data.generate": "generate",
     "exchange": "exchange",
     "exchange.check": "check",
+    "processor.plot": "plot",
 }
 
 USAGE_ERRORS = [  # (module, arguments, what the error line must name)
@@ -42,6 +43,9 @@ USAGE_ERRORS = [  # (module, arguments, what the error line must name)
     ("processor", ["--latency-threshold", "-1"], "--latency-threshold"),
     ("processor", ["--name", "bad name"], "--name"),
     ("processor", ["--ring", "bad name"], "--ring"),
+    ("processor.plot", ["--bogus"], "--bogus"),
+    ("processor.plot", ["--mid-log", "{tmp}/none.log"], "none.log"),
+    ("processor.plot", [], "nothing to plot"),
     ("engine.feed", ["--bogus"], "--bogus"),
     ("engine.feed", ["--csv", "{tmp}/none.csv"], "--csv"),
     ("data.generate", ["--rows", "-1"], "--rows"),
