@@ -226,15 +226,19 @@ class Feeds:
         return [dumps({"type": "snapshot", "venue": views.venue_name, "symbols": symbols})]
 
     def publish(self, batch: list[Published]) -> None:
+        """Frames for the subscribers; the history a later snapshot needs is kept either way,
+        and nothing else is built while nobody listens on ``/ws/market``."""
         views = self.views
+        market = bool(self.market.subscribers)
         quotes: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         for pub in batch:
             for event in pub.events:
                 if isinstance(event, Trade):
-                    events.append({"type": "trade", **views.trade(event)})
+                    if market:
+                        events.append({"type": "trade", **views.trade(event)})
                     self._add_trade(event)
-                elif isinstance(event, LevelChanged):
+                elif market and isinstance(event, LevelChanged):
                     events.append({
                         "type": "level", "symbol": event.symbol, "side": event.side,
                         "price": views.price(event.symbol, event.price),
