@@ -8,7 +8,11 @@ the quotes of one group commit travel as one array frame (one object when there 
 ``/ws/market`` (the order-book page's feed, the project's own format): first
 ``{"type": "snapshot", ...}`` with each symbol's tick, lot, book (:data:`DEPTH` levels a side),
 last trades and top-of-book history, then one ``{"type": "events", "events": [...]}`` frame per
-group commit holding its trades, changed levels and new tops in execution order.
+group commit holding its trades, changed levels and new tops in execution order. The snapshot's
+``"history"`` is the page's chart since the venue started, at most :data:`HISTORY_POINTS` points
+a series (:class:`History`): ``"mids"``, ``[time, bid_price, ask_price]`` of the tops since this
+process started, and ``"trades"``, ``[time, price, quantity, aggressor_side]`` of every trade
+since the venue's first start (recovered ones included).
 
 Slow readers: each subscriber has its own queue of at most :data:`MAX_QUEUED_BYTES` (4 MiB) of
 frames beyond what the kernel's socket buffers hold, drained by a sender task of its own; a
@@ -36,7 +40,36 @@ MAX_QUEUED_BYTES = 4 * 1024 * 1024
 DEPTH = 20
 RECENT_TRADES = 50
 TOP_HISTORY = 2000
+HISTORY_POINTS = 1000
 log = logging.getLogger("exchange.feeds")
+
+
+class History:
+    """A series since the start at most ``cap`` points long: every ``step``-th point is kept,
+    and when the series fills up every other point is dropped and ``step`` doubles, so it stays
+    evenly spaced over its whole life in bounded memory.
+
+    >>> h = History(4)
+    >>> for i in range(10):
+    ...     h.add(i)
+    >>> h.points, h.step
+    ([0, 4, 8], 4)
+    """
+
+    def __init__(self, cap: int = HISTORY_POINTS) -> None:
+        self.cap = cap
+        self.points: list[Any] = []
+        self.step = 1
+        self._seen = 0
+
+    def add(self, point: Any) -> None:
+        seen, self._seen = self._seen, self._seen + 1
+        if seen % self.step:
+            return
+        self.points.append(point)
+        if len(self.points) >= self.cap:
+            del self.points[1::2]
+            self.step *= 2
 
 
 class Subscriber:
@@ -152,7 +185,19 @@ class Feeds:
         self.tops: dict[str, collections.deque[dict[str, Any]]] = {
             s: collections.deque(maxlen=TOP_HISTORY) for s in views.symbols
         }
+        self.mids = {s: History() for s in views.symbols}
+        self.trades = {s: History() for s in views.symbols}
+        for trade in self.matcher.trades:
+            self._add_trade(trade)
+        now = iso_time(time.time_ns())
+        for s in views.symbols:
+            quote = views.quote(self._top(s), 0)
+            self.mids[s].add([now, quote["bid_price"], quote["ask_price"]])
         sequencer.listeners.append(self.publish)
+
+    def _add_trade(self, t: Trade) -> None:
+        self.trades[t.symbol].add([iso_time(t.time), self.views.price(t.symbol, t.price),
+                                   self.views.quantity(t.symbol, t.quantity), t.aggressor_side])
 
     def _top(self, symbol: str) -> TopChanged:
         return TopChanged(symbol, *self._sequencer.venue.matcher.books[symbol].top())
@@ -176,18 +221,24 @@ class Feeds:
                 "asks": views.levels(name, book.asks.depth(DEPTH)),
                 "trades": [views.trade(t) for t in reversed(trades[:RECENT_TRADES])],
                 "tops": list(self.tops[name]),
+                "history": {"mids": self.mids[name].points, "trades": self.trades[name].points},
             }
         return [dumps({"type": "snapshot", "venue": views.venue_name, "symbols": symbols})]
 
     def publish(self, batch: list[Published]) -> None:
+        """Frames for the subscribers; the history a later snapshot needs is kept either way,
+        and nothing else is built while nobody listens on ``/ws/market``."""
         views = self.views
+        market = bool(self.market.subscribers)
         quotes: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         for pub in batch:
             for event in pub.events:
                 if isinstance(event, Trade):
-                    events.append({"type": "trade", **views.trade(event)})
-                elif isinstance(event, LevelChanged):
+                    if market:
+                        events.append({"type": "trade", **views.trade(event)})
+                    self._add_trade(event)
+                elif market and isinstance(event, LevelChanged):
                     events.append({
                         "type": "level", "symbol": event.symbol, "side": event.side,
                         "price": views.price(event.symbol, event.price),
@@ -200,6 +251,8 @@ class Feeds:
                            **{k: quote[k] for k in ("bid_price", "ask_price", "bid_amount",
                                                      "ask_amount")}}  # fmt: skip
                     self.tops[event.symbol].append(top)
+                    self.mids[event.symbol].add([top["time"], quote["bid_price"],
+                                                 quote["ask_price"]])
                     events.append(top)
         if quotes and self.quotes.subscribers:
             self.quotes.broadcast(dumps(quotes[0] if len(quotes) == 1 else quotes))

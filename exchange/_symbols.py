@@ -23,6 +23,10 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 DEFAULT_SYMBOLS = "BTC-USDT:0.01:0.0001,ETH-USDT:0.01:0.001,SOL-USDT:0.001:0.01"
+MAX_DIGITS = 24
+MIN_EXPONENT = -30
+"""A number in is at most 24 digits before its point and 30 after (``1e999999999`` is refused
+before it is ever expanded)."""
 MAX_UNITS = 2**62
 """The largest count of ticks or lots taken: far beyond any real price or size, and it keeps
 every sum of quantities inside 64 bits, so the journal's fixed-width fields always hold them."""
@@ -120,18 +124,29 @@ class Symbol:
         return cls(name, steps[0], steps[1])
 
     def _units(self, value: object, step: Fraction, what: str, step_name: str) -> int:
-        number = Fraction(to_decimal(value, what))
-        if number <= 0:
-            raise NumberError(f"{what} must be positive, not {decimal_text(number)}")
-        units = number / step
-        if units.denominator != 1:
+        number = to_decimal(value, what)
+        sign, digits, exponent = number.as_tuple()
+        mantissa = int("".join(map(str, digits))) if digits else 0
+        if sign or not mantissa:
+            raise NumberError(f"{what} must be positive, not {value}")
+        if not MIN_EXPONENT <= exponent <= MAX_DIGITS - len(digits):  # type: ignore[operator]
+            raise NumberError(f"{what} {value} is out of range (at most {MAX_DIGITS} digits "
+                              f"before the point and {-MIN_EXPONENT} after)")  # fmt: skip
+        # number / step with integers only: mantissa * 10**exponent * den / num.
+        top, bottom = mantissa * step.denominator, step.numerator
+        if exponent >= 0:  # type: ignore[operator]  # a finite Decimal's exponent is an int
+            top *= 10**exponent  # type: ignore[operator]
+        else:
+            bottom *= 10**-exponent  # type: ignore[operator]
+        units, rest = divmod(top, bottom)
+        if rest:
             raise NumberError(
                 f"{what} {decimal_text(number)} is not a multiple of the {step_name} "
                 f"{decimal_text(step)}"
             )
-        if units.numerator > MAX_UNITS:
+        if units > MAX_UNITS:
             raise NumberError(f"{what} {decimal_text(number)} is too large")
-        return units.numerator
+        return units
 
     def ticks(self, price: object) -> int:
         """A price as a count of ticks (NumberError when it is not a positive multiple)."""

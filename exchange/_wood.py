@@ -231,8 +231,10 @@ class WoodPrivate(_Port):
             conn.send(dumps({"error": f"not accepted: {error}", "orderId": order_id}))
 
     def publish(self, batch: list[Published]) -> None:
-        """Execution reports for the durable commands, to the connection of each order."""
+        """Execution reports for the durable commands, to the connection of each order: the
+        lines of one group commit leave each connection in one write."""
         owners, views = self.owners, self.views
+        out: dict[_Connection, list[str]] = {}
         for pub in batch:
             for event in pub.events:
                 if isinstance(event, Accepted):
@@ -240,21 +242,25 @@ class WoodPrivate(_Port):
                     if isinstance(origin, _Connection) and event.client_order_id is not None:
                         client_id = int(event.client_order_id)
                         owners[event.order_id] = (origin, client_id)
-                        origin.send(_report(client_id, "NEW"))
+                        out.setdefault(origin, []).append(_report(client_id, "NEW"))
                 elif isinstance(event, Trade):
                     for venue_id in (event.maker_order_id, event.taker_order_id):
                         owner = owners.get(venue_id)
                         if owner is not None:
                             price = views.price(event.symbol, event.price)
                             quantity = views.quantity(event.symbol, event.quantity)
-                            owner[0].send(_report(owner[1], "FILL", price, quantity))
+                            out.setdefault(owner[0], []).append(
+                                _report(owner[1], "FILL", price, quantity)
+                            )
                 elif isinstance(event, OrderStatus) and event.status in _CLOSED:
                     owner = owners.pop(event.order_id, None)
                     if owner is not None:
                         conn, client_id = owner
                         conn.orders.pop(client_id, None)
                         if event.status != "FILLED":  # cancelled, or an expired remainder
-                            conn.send(_report(client_id, "CANCELED"))
+                            out.setdefault(conn, []).append(_report(client_id, "CANCELED"))
+        for conn, lines in out.items():
+            conn.send("\n".join(lines))
 
 
 _CLOSED = frozenset({"FILLED", "CANCELED", "EXPIRED"})

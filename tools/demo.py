@@ -1,5 +1,6 @@
 """``make demo``: replay the bundled sample through the engine and a processor, then a short
-live phase from ``engine.feed`` with a switch to historical and back.
+live phase from ``engine.feed`` with a switch to historical and back, then the venue: simulated
+traders on its Wood port, its top of book replayed live into a processor.
 
 Everything goes to ``demo-out/`` (recreated each run).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -30,9 +32,21 @@ def historical_phase() -> None:
     rejected = count_lines(result.state_dir / "rejected_rows.csv") - 1
     for path in (result.mid_log, result.error_log):
         print(f"  {path.relative_to(ROOT)}: {count_lines(path)} lines")
-    print(f"  rejected input rows: {rejected} (see "
-          f"{(result.state_dir / 'rejected_rows.csv').relative_to(ROOT)})")
+    print(
+        f"  rejected input rows: {rejected} (see "
+        f"{(result.state_dir / 'rejected_rows.csv').relative_to(ROOT)})"
+    )
     print(f"  engine + processor, start to finish: {result.seconds:.2f} s")
+    # The pictures want tickers: a second replay of the sample in the extended format.
+    extended = replay(ROOT / "data" / "historical_sample.csv", OUT / "historical-extended",
+                      extended=True)  # fmt: skip
+    plot = start("processor.plot", ["--mid-log", str(extended.mid_log), "--error-log",
+                                    str(extended.error_log), "--input",
+                                    "data/historical_sample.csv", "--out", str(OUT / "plots")],
+                 OUT / "plot.stderr")  # fmt: skip
+    wait(plot, "processor.plot", 120)
+    print(f"  plots: {(OUT / 'plots' / 'plots.html').relative_to(ROOT)} "
+          "(+ mid_prices.png, latency.png, records_per_second.png)")  # fmt: skip
 
 
 def live_phase() -> None:
@@ -72,7 +86,54 @@ def live_phase() -> None:
     print(f"  {mid.relative_to(ROOT)}: {count_lines(mid)} lines (extended format: with ticker)")
     switches = [ln for ln in (out / "engine.stderr").read_text().splitlines() if "switched" in ln]
     for line in switches:
-        print("   ", line[line.index("switched"):])
+        print("   ", line[line.index("switched") :])
+
+
+def venue_phase() -> None:
+    print("== the venue: traders on its Wood port, its top of book replayed live ==")
+    out = OUT / "venue"
+    out.mkdir(parents=True)
+    http, private, public = free_port(), free_port(), free_port()
+    ring, state, mid = unique_ring("demo-venue"), out / "state", out / "mid_prices.log"
+    venue = start("exchange", ["--http-port", str(http), "--private-port", str(private),
+                               "--public-port", str(public), "--data-dir", str(out / "data")],
+                  out / "venue.stderr")  # fmt: skip
+    wait_until("the venue", lambda: "listening" in (out / "venue.stderr").read_text())
+    processor = start("processor", ["--ring", ring, "--format", "extended", "--mid-log", str(mid),
+                                    "--error-log", str(out / "errors.log"), "--exit-at-end"],
+                      out / "processor.stderr")  # fmt: skip
+    engine = start("engine", ["--mode", "live", "--live-url", f"ws://127.0.0.1:{http}/ws/quotes",
+                              "--ring", ring, "--state-dir", str(state),
+                              "--wait-for-consumers", "1"], out / "engine.stderr")  # fmt: skip
+    traders = start("exchange.load", ["--url", f"http://127.0.0.1:{http}",
+                                      "--private", f"127.0.0.1:{private}", "--protocol", "wood",
+                                      "--connections", "4", "--rate", "200", "--duration", "6"],
+                    out / "traders.stderr")  # fmt: skip
+    try:
+        print(
+            f"  API docs: http://127.0.0.1:{http}/api/docs   order-book page: "
+            f"http://127.0.0.1:{http}/   (while the demo runs)"
+        )
+        wait(traders, "the simulated traders", 60)
+        wait_until("the venue's mid prices", lambda: count_lines(mid) >= 10)
+        check = subprocess.run([sys.executable, "-m", "exchange.check", "--url",
+                                f"http://127.0.0.1:{http}"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)  # fmt: skip
+        print(
+            f"  exchange.check: {'all invariants hold' if check.returncode == 0 else check.stdout}"
+        )
+        engine.send_signal(signal.SIGTERM)
+        wait(engine, "engine", 30)
+        wait(processor, "processor", 30)
+    finally:
+        for p in (traders, engine, processor, venue):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+    print(f"  {mid.relative_to(ROOT)}: {count_lines(mid)} mid prices of the venue's book")
+    stopped = [ln for ln in (out / "venue.stderr").read_text().splitlines() if " stopped " in ln]
+    if stopped:
+        print("   venue", stopped[-1][stopped[-1].index("stopped") :])
 
 
 def main() -> int:
@@ -81,6 +142,7 @@ def main() -> int:
     t0 = time.perf_counter()
     historical_phase()
     live_phase()
+    venue_phase()
     print(f"demo done in {time.perf_counter() - t0:.1f} s; everything is in {OUT.name}/")
     return 0
 

@@ -91,3 +91,34 @@ def test_a_subscriber_that_stops_reading_is_dropped_and_matching_goes_on(
     finally:
         trader.close()
         sock.close()
+
+
+def test_market_snapshot_history_holds_the_mids_and_every_trade_since_the_start(
+    venue: VenueProc,
+) -> None:
+    venue.post("/api/orders", {"symbol": "SOL-USDT", "side": "SELL", "price": "20.5",
+                               "quantity": 2})  # fmt: skip
+    venue.post("/api/orders", {"symbol": "SOL-USDT", "side": "BUY", "price": "20.1",
+                               "quantity": 1})  # fmt: skip
+    venue.post("/api/orders", {"symbol": "SOL-USDT", "side": "BUY", "type": "MARKET",
+                               "quantity": "0.5"})  # fmt: skip
+
+    def history() -> dict[str, Any]:
+        url = f"ws://127.0.0.1:{venue.http}/ws/market"
+        with connect(url, open_timeout=WAIT, proxy=None) as ws:
+            snap = json.loads(ws.recv(timeout=WAIT), parse_float=Decimal)
+        h: dict[str, Any] = snap["symbols"]["SOL-USDT"]["history"]
+        return h
+
+    before = history()
+    assert before["trades"] == [[before["trades"][0][0], Decimal("20.5"), Decimal("0.5"), "BUY"]]
+    # the empty book at start, then each top: (bid, ask)
+    assert [(b, a) for _, b, a in before["mids"]] == [
+        (0, 0), (0, Decimal("20.5")), (Decimal("20.1"), Decimal("20.5")),
+        (Decimal("20.1"), Decimal("20.5")),
+    ]  # fmt: skip
+    venue.stop()
+    venue.restart()
+    after = history()
+    assert after["trades"] == before["trades"], "recovered trades are in the history"
+    assert [(b, a) for _, b, a in after["mids"]] == [(Decimal("20.1"), Decimal("20.5"))]

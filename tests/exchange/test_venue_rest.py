@@ -76,6 +76,8 @@ def test_errors_are_400_404_409_with_a_reason_and_change_nothing(venue: VenuePro
          "unknown field 'tif'"),
         ("/api/orders", {"symbol": "DOGE", "side": "BUY", "price": 1, "quantity": 1}, 404,
          "unknown symbol 'DOGE'"),
+        ("/api/orders", {"symbol": BTC, "side": "BUY", "price": "1e999999999", "quantity": 1}, 400,
+         "price 1e999999999 is out of range (at most 24 digits before the point and 30 after)"),
         ("/api/orders/77/cancel", None, 404, "unknown order 77"),
     ]  # fmt: skip
     for path, body, status, reason in cases:

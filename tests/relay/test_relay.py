@@ -226,3 +226,22 @@ def test_the_relay_refuses_a_stream_written_by_something_else(
         w.close()
     assert res.returncode == 1, res.stderr
     assert f"stream entry {entry.decode()} is not a quote-replay entry" in res.stderr
+
+
+def test_sigint_and_sigterm_stop_relay_and_remote_processor_with_0(
+    ring_name: str, tmp_path: Path, server: RedisServer
+) -> None:
+    """Both wait (the relay for its ring, the processor for the stream); a signal ends them
+    cleanly."""
+    r = relay(server, ring_name)
+    p = remote(server, tmp_path / "a", "a")
+    try:
+        r.wait_log(r"waiting for the ring")
+        p.wait_log(r"waiting for the stream")
+        r.signal(signal.SIGINT)
+        p.signal(signal.SIGTERM)
+        assert r.wait() == 0, r.stderr()
+        assert p.wait() == 0, p.stderr()
+    finally:
+        r.kill()
+        p.kill()

@@ -20,16 +20,22 @@ LISTENING = r"listening http=(\d+) private=(\d+) public=(\d+)"
 
 
 class VenueProc:
-    """A running venue: ``http``, ``private``, ``public`` ports, ``url``, a REST ``client``."""
+    """A running venue: ``http``, ``private``, ``public`` ports, ``url``, a REST ``client``.
 
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    The ports are free ones the venue picks (0), new at each start, unless ``http_port`` is
+    given: then a restart comes back on the same HTTP port (a browser page reconnects to it).
+    """
+
+    def __init__(self, data_dir: Path, *args: str, http_port: int = 0) -> None:
         self.data_dir = data_dir
         self.args = args
+        self.http_port = http_port
         self.proc = self._start()
 
     def _start(self) -> Proc:
-        proc = Proc("exchange", ["--http-port", "0", "--private-port", "0", "--public-port", "0",
-                                 "--data-dir", str(self.data_dir), *self.args])  # fmt: skip
+        proc = Proc("exchange", ["--http-port", str(self.http_port), "--private-port", "0",
+                                 "--public-port", "0", "--data-dir", str(self.data_dir),
+                                 *self.args])  # fmt: skip
         match = re.search(LISTENING, proc.wait_log(LISTENING))
         assert match is not None
         self.http, self.private, self.public = (int(g) for g in match.groups())
@@ -60,6 +66,14 @@ class VenueProc:
 
     def restart(self) -> None:
         self.proc = self._start()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's pick; it may be taken again later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def decimals(response: httpx.Response) -> Any:

@@ -22,6 +22,7 @@ PROGRAMS = {  # module -> the component its log lines name
     "data.generate": "generate",
     "exchange": "exchange",
     "exchange.check": "check",
+    "processor.plot": "plot",
 }
 
 USAGE_ERRORS = [  # (module, arguments, what the error line must name)
@@ -49,6 +50,9 @@ USAGE_ERRORS = [  # (module, arguments, what the error line must name)
     ("relay", ["--stream", "a b"], "--stream"),
     ("relay", ["--ring", "bad name"], "--ring"),
     ("relay", ["--redis", "http://x"], "--redis"),
+    ("processor.plot", ["--bogus"], "--bogus"),
+    ("processor.plot", ["--mid-log", "{tmp}/none.log"], "none.log"),
+    ("processor.plot", [], "nothing to plot"),
     ("engine.feed", ["--bogus"], "--bogus"),
     ("engine.feed", ["--csv", "{tmp}/none.csv"], "--csv"),
     ("data.generate", ["--rows", "-1"], "--rows"),
