@@ -17,10 +17,11 @@ replay leaves the engine's parse cache, so both designs start from the same Arro
     consumer that does ``XREADGROUP COUNT 10`` and one ``XACK`` per message, writing each line
     with the per-record formatting of ``benchmarks.naive``. Run on the first
     ``--per-message-rows`` rows of the same CSV (it takes ~1 minute per million). Timed the same
-    way (engine start to consumer exit).
+    way (producer and consumer waiting; engine start to consumer exit).
 
-Each run checks that its two logs hold one line per input row. The ratio is records/s of
-``relay`` over records/s of ``per-message``.
+Each run checks that its two logs hold one line per input row, and the relay's logs on the
+``--per-message-rows`` rows are byte-identical to the per-message design's. The ratio is
+records/s of ``relay`` over records/s of ``per-message``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,16 @@ def _wait(procs: dict[str, subprocess.Popen[bytes]], timeout: float, folder: Pat
                 p.wait()
 
 
+def _ready(path: Path, pattern: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait (bounded) until the program's stderr says it is up, before the clock starts."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while not rx.search(path.read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"not ready: {path}:\n{path.read_text()[-2000:]}")
+        time.sleep(0.01)
+
+
 def _log_time(path: Path, pattern: str) -> float | None:
     """The time (epoch seconds) of the first line of ``path`` matching ``pattern``."""
     rx = re.compile(pattern)
@@ -135,6 +146,8 @@ def run_relay(csv: Path, rows: int, url: str, state: Path, folder: Path) -> dict
                        folder / "processor.stderr")  # fmt: skip
     relay = _start(["-m", "relay", "--ring", ring, "--redis", url, "--stream", stream,
                     "--exit-at-end"], folder / "relay.stderr")  # fmt: skip
+    _ready(folder / "processor.stderr", "waiting for the stream", processor)
+    _ready(folder / "relay.stderr", "waiting for the ring", relay)
     t0 = time.time()
     engine = _start(_engine(csv, ring, state), folder / "engine.stderr")
     _wait({"engine": engine, "relay": relay, "processor": processor}, 900, folder)
@@ -159,6 +172,8 @@ def run_per_message(csv: Path, rows: int, url: str, state: Path, folder: Path) -
     consumer = _start([*me, "--role", "consumer", "--mid-log", str(mid), "--error-log", str(err)],
                       folder / "consumer.stderr")  # fmt: skip
     producer = _start([*me, "--role", "producer", "--ring", ring], folder / "producer.stderr")
+    _ready(folder / "consumer.stderr", "ready", consumer)
+    _ready(folder / "producer.stderr", "ready", producer)
     t0 = time.time()
     engine = _start(_engine(csv, ring, state), folder / "engine.stderr")
     _wait({"engine": engine, "producer": producer, "consumer": consumer}, 3600, folder)
@@ -180,6 +195,7 @@ def producer(ring: str, url: str, stream: str) -> int:
 
     client = redis.Redis.from_url(url)
     consumer = ringbuffer.ResumingConsumer(ring, "per-message", release="commit")
+    print("producer: ready", file=sys.stderr, flush=True)
     consumer.attach()
     n = 0
     try:
@@ -215,6 +231,7 @@ def consumer(url: str, stream: str, mid_path: Path, err_path: Path) -> int:
     group = "per-message"
     client.xgroup_create(stream, group, id="0", mkstream=True)
     threshold_text = plain(20.0)
+    print("consumer: ready", file=sys.stderr, flush=True)
     n = 0
     with open(mid_path, "w") as mid, open(err_path, "w") as err:
         while True:
@@ -284,6 +301,13 @@ def measure(rows: int, per_message_rows: int, repeat: int, work: Path) -> dict[s
         out["relay-small"]["records_per_s"] / out["per-message"]["records_per_s"], 1
     )
     out["median_of"] = repeat
+    same = all(
+        (work / f"s{i}" / name).read_bytes() == (work / f"m{i}" / name).read_bytes()
+        for i in range(repeat) for name in ("mid.log", "err.log")
+    )  # fmt: skip
+    if not same:
+        raise RuntimeError("the relay's logs and the per-message design's differ")
+    out["same_bytes"] = same
     return out
 
 

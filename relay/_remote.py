@@ -104,7 +104,7 @@ class StreamConsumer:
                     waited = True
                 if self._stop():
                     return False
-                self._sleep(0.1)
+                self._sleep(0.01)
         except Gone:
             return False
         self.log.info("attached", stream=self.ring, group=self.name, tag=self._tag)

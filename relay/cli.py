@@ -19,6 +19,7 @@ from common.log import bridge_stdlib, get_logger
 
 PROG = "python -m relay"
 DEFAULT_MAX_LAG = 1_000_000
+ATTACH_POLL = 0.05  # seconds between looks for the ring while it does not exist
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace, stop: StopFlag) -> int:
     client = connect(args.redis, "--redis")
     consumer = ringbuffer.ResumingConsumer(
         args.ring, args.name, release="commit", stop=lambda: stop.requested, sleep=stop.sleep,
+        attach_poll=ATTACH_POLL,
     )  # fmt: skip
     try:
         if not consumer.attach():
