@@ -13,8 +13,10 @@
   ``--max-lag`` the relay does not read, so the ring fills and the engine waits, as with a slow
   local consumer. Memory stays bounded in the ring, the relay and Redis.
 - **Trimming**: entries every group has acknowledged (before the oldest first-unacknowledged
-  entry over all groups) are trimmed (XTRIM MINID); nothing a group still needs is trimmed. A
-  new group starts at the oldest entry still in the stream.
+  entry over all groups) are trimmed (XTRIM MINID); nothing a group still needs is trimmed.
+  The relay trims every half second, and after each ``--max-lag`` records appended: the stream
+  holds at most about twice ``--max-lag`` records and a batch. A new group starts at the
+  oldest entry still in the stream.
 - **The end travels**: when the engine ends the stream, the relay appends an end entry; remote
   processors with ``--exit-at-end`` stop there. With ``--exit-at-end`` the relay exits then too.
 """
@@ -56,6 +58,7 @@ class Relay:
         self.end_written = False
         self.entries = self.records = 0
         self._trimmed_at = 0.0
+        self._since_trim = 0  # records appended since the last trim
         self._heads = Heads()  # the entries this run appended: no payload fetched to measure lag
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
@@ -101,6 +104,7 @@ class Relay:
                     self.last_seq = got.last_seq
                     self.end_written = False
                     self.records += got.batch.num_rows
+                    self._since_trim += got.batch.num_rows
                 self.ring.commit(got.token)
                 self._trim()
         except Gone:
@@ -186,9 +190,10 @@ class Relay:
 
     def _trim(self) -> None:
         now = time.monotonic()
-        if now - self._trimmed_at < TRIM_EVERY:
+        if now - self._trimmed_at < TRIM_EVERY and self._since_trim < self.max_lag:
             return
         self._trimmed_at = now
+        self._since_trim = 0
         firsts = self._first_unacked()
         if not firsts:
             return  # no group has read anything: every entry is still owed
