@@ -314,18 +314,24 @@ def measure(rows: int, per_message_rows: int, repeat: int, work: Path) -> dict[s
 def table(r: dict[str, Any]) -> str:
     rel, small, msg = r["relay"], r["relay-small"], r["per-message"]
     streaming = rel.get("streaming_records_per_s")
+    def runs(x: dict[str, Any]) -> str:
+        return ", ".join(f"{t:.2f}" for t in x["all_seconds"])
+
     lines = [
-        "| design | records | seconds (engine start → last line durable) | records/s |",
-        "|---|---:|---:|---:|",
+        "| design | records | seconds, median (engine start → last line durable) | records/s "
+        "| every run (s) |",
+        "|---|---:|---:|---:|---|",
         f"| relay (batch per entry) | {r['rows']:,} | {rel['seconds']:.2f} | "
-        f"{rel['records_per_s']:,} |",
+        f"{rel['records_per_s']:,} | {runs(rel)} |",
         f"| relay (batch per entry) | {r['per_message_rows']:,} | {small['seconds']:.2f} | "
-        f"{small['records_per_s']:,} |",
+        f"{small['records_per_s']:,} | {runs(small)} |",
         f"| per-message (XADD each, XREADGROUP 10, XACK each) | {r['per_message_rows']:,} | "
-        f"{msg['seconds']:.2f} | {msg['records_per_s']:,} |",
+        f"{msg['seconds']:.2f} | {msg['records_per_s']:,} | {runs(msg)} |",
         "",
         f"relay streaming phase (first XADD → processor done): "
         f"{rel.get('streaming_seconds')} s, {streaming:,} records/s" if streaming else "",
+        f"logs of the relay and of the per-message design on the same rows: "
+        f"{'byte-identical' if r['same_bytes'] else 'DIFFERENT'}",
         f"ratio (relay at {r['rows']:,} rows vs per-message): {r['ratio']}× (goal "
         f"{GOAL_RATIO:g}×); at the same {r['per_message_rows']:,} rows: {r['ratio_same_rows']}×",
         f"goal ≥ {GOAL_RATE:,} records/s end to end: "
