@@ -2,7 +2,7 @@
 
 An entry is a Redis stream entry whose fields are::
 
-    fmt        b"quote-replay/1"      (anything else is not ours: ForeignEntry)
+    fmt        b"quote-replay/2"      (anything else is not ours: ForeignEntry)
     tag        the engine stream's tag (the ring header's), decimal
     first_seq  the seq of the batch's first record, decimal
     last_seq   the seq of its last record, decimal
@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-FORMAT = b"quote-replay/1"
+FORMAT = b"quote-replay/2"  # /1 named the seq fields first and last
 
 
 class ForeignEntry(Exception):
