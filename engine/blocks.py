@@ -28,6 +28,8 @@ from engine.rejects import Rejected
 BLOCK_BYTES = 8 << 20
 #: A quote left open this long (bytes) is stray: the block is cut at a line feed regardless.
 MAX_OPEN = 64 << 20
+_MAX_RECUTS = 64
+UNCLOSED = "a quote is never closed"
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,13 @@ class Block:
     rejected: list[Rejected]
 
 
-def _cut(data: InputBytes, pos: int, block_bytes: int) -> int:
+def _cut(
+    data: InputBytes, pos: int, block_bytes: int, first_line: int = 0,
+    hidden: frozenset[int] = frozenset(),
+) -> int:  # fmt: skip
     """Where the block starting at ``pos`` ends: after its last line feed outside quotes
-    within ``block_bytes`` (further when a record is longer), or at the end of the input."""
+    within ``block_bytes`` (further when a record is longer), or at the end of the input.
+    Quotes on the ``hidden`` lines (``first_line`` is the block's first) do not count."""
     size = max(1, block_bytes)
     while True:
         end = min(data.size, pos + size)
@@ -51,6 +57,9 @@ def _cut(data: InputBytes, pos: int, block_bytes: int) -> int:
         lf = np.flatnonzero(raw == 10)
         if len(lf):
             quotes = np.flatnonzero(raw == 34)
+            if hidden and len(quotes):
+                at = first_line + np.searchsorted(lf, quotes)
+                quotes = quotes[~np.isin(at, np.fromiter(hidden, np.int64))]
             if not len(quotes):
                 return pos + int(lf[-1]) + 1
             even = np.flatnonzero(np.searchsorted(quotes, lf) % 2 == 0)
@@ -112,10 +121,17 @@ def _blocks(
     ncols, cols = read_header(InputBytes(pa.py_buffer(header)), source, required)
     pos, lines_before = end, 1  # line feeds before ``pos``
     while pos < data.size:
-        stop = _cut(data, pos, block_bytes)
-        body = data.read(pos, stop)
-        parsed = parse_body(InputBytes(pa.py_buffer(header + body)), source, ncols, cols)
         shift = lines_before - 1  # the block's first line is line 2 of what was parsed
+        hidden: frozenset[int] = frozenset()
+        for _ in range(_MAX_RECUTS):
+            stop = _cut(data, pos, block_bytes, lines_before + 1, hidden)
+            body = data.read(pos, stop)
+            parsed = parse_body(InputBytes(pa.py_buffer(header + body)), source, ncols, cols)
+            found = frozenset(r.line + shift for r in parsed.rejected if r.reason == UNCLOSED)
+            if found == hidden or stop >= data.size:
+                break
+            # Stray quotes were hidden: where records end may have moved, so cut again.
+            hidden = found
         table = parsed.table
         if shift:
             line = pa.array(table.column("line").to_numpy() + shift)
