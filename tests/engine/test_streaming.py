@@ -92,6 +92,7 @@ def _replay(stored: runs.RunFile, pos: int) -> tuple[dict[str, np.ndarray], list
     while (batch := src.poll(0.0)) is not None:
         for c in COLUMNS[1:]:
             parts[c].append(batch.columns[c])
+        assert batch.positions is not None
         parts["line"].append(batch.positions)  # checked below: contiguous from pos
         tickers += batch.columns["ticker"].cast(pa.string()).to_pylist()
         src.advance(len(batch))
@@ -216,7 +217,7 @@ def test_stored_runs_are_reused_and_resume_across_restart(tmp_path: Path) -> Non
     lines: list[int] = []
     while len(lines) < 1234:
         batch = src.poll(0.0)
-        assert batch is not None
+        assert batch is not None and batch.positions is not None
         n = min(len(batch), 1234 - len(lines))
         lines += ref.column("line").to_numpy()[batch.positions[:n]].tolist()
         src.advance(n)
