@@ -155,7 +155,9 @@ def live_settings(args: argparse.Namespace) -> dict[str, Any]:
 #: ``LiveSettings.backoff_initial``'s default (not imported: engine.live loads websockets).
 BACKOFF_INITIAL = 0.1
 
-def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLog) -> RunFile:
+def load_historical(
+    args: argparse.Namespace, state_dir: Path, rejects: RejectLog, stop: Any = lambda: False
+) -> RunFile:
     """The sorted runs of the historical file: stored ones, else parsed block by block and
     stored (``engine.runs``); each rejected row is logged and recorded once, as it is found."""
     ident = cache.identity_or_none(args.historical)
@@ -179,7 +181,7 @@ def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLo
         if ident is None:  # unreadable: the block reader raises the proper InputError
             next(read_blocks(args.historical), None)
             raise InputError(f"{args.historical}: cannot read")
-        stored = runs.build(args.historical, state_dir, ident, on_rejected)
+        stored = runs.build(args.historical, state_dir, ident, on_rejected, stop=stop)
         manifest = stored.manifest
     log.info("historical input loaded", file=args.historical, rows=manifest.rows,
              rejected=manifest.rejected_count, cached=from_cache,
@@ -220,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
     cp, carry = recover(cp, left)
 
     def make_historical() -> StreamingHistoricalSource:
-        stored = load_historical(args, state_dir, rejects)
+        stored = load_historical(args, state_dir, rejects,
+                                 lambda: engine is not None and engine.stopping)  # fmt: skip
         ident = dataclasses.asdict(cache.identity(args.historical))
         if cp.input != ident:
             if cp.input is not None:

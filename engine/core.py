@@ -25,6 +25,7 @@ from engine.checkpoint import BackgroundSaver, Checkpoint
 from engine.control import ModeControl
 from engine.pacing import Clock
 from engine.rejects import RejectLog
+from engine.runs import Stopped as LoadStopped
 from engine.sources import (
     HISTORICAL_SOURCES,
     HistoricalSource,
@@ -167,6 +168,12 @@ class Engine:
 
     def run(self) -> int:
         """Replay until done or stopped; returns the exit code."""
+        try:
+            return self._run()
+        except LoadStopped:  # stopped while the historical input was read: end cleanly
+            return self._finish(drain=False)
+
+    def _run(self) -> int:
         self._source(self.mode)  # load the input while consumers attach
         if self.opts.wait_for_consumers:
             self.log.info("waiting for consumers", n=self.opts.wait_for_consumers)

@@ -50,6 +50,10 @@ RUN_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
+class Stopped(Exception):
+    """The engine was asked to stop while the input was being read (nothing was published)."""
+
+
 class CorruptRuns(Exception):
     """A stored batch does not match its checksum (the store is removed)."""
 
@@ -199,6 +203,7 @@ def build(
     block_bytes: int = BLOCK_BYTES,
     run_rows: int = RUN_ROWS,
     batch_rows: int = BATCH_ROWS,
+    stop: Callable[[], bool] = lambda: False,
 ) -> RunFile:
     """Parse the CSV at ``path`` block by block into sorted runs; ``on_rejected`` gets each
     block's rejected rows, in line order, as they are found. Raises ``InputError``."""
@@ -211,6 +216,8 @@ def build(
     with open(fd, "wb", buffering=1 << 20) as sink:
         builder = _Builder(sink, run_rows, batch_rows)
         for block in read_blocks(path, required=required, block_bytes=block_bytes):
+            if stop():
+                raise Stopped(str(path))
             if block.rejected:
                 first = first or block.rejected[0]
                 count += len(block.rejected)

@@ -244,3 +244,48 @@ def test_corrupt_stored_batch_is_detected_and_removed(tmp_path: Path) -> None:
     with pytest.raises(runs.CorruptRuns):
         _replay(loaded, 0)
     assert not ipc.parent.exists()
+
+
+def test_stop_while_reading_ends_the_engine_cleanly(tmp_path: Path) -> None:
+    """A stop while the input is still being read ends the read between blocks, and the
+    engine at once: exit 0, the end of stream published, nothing else, no manifest."""
+    import ringbuffer
+    from common.log import get_logger
+    from common.schema import QUOTE_SCHEMA
+    from engine.checkpoint import Checkpoint
+    from engine.control import ModeControl
+    from engine.core import Engine, EngineOptions
+    from engine.pacing import SystemClock
+    from engine.rejects import RejectLog
+
+    rows = [f"{i},{i},{_ts(i)},A,1,2,1,1,1" for i in range(2000)]
+    path = tmp_path / "in.csv"
+    path.write_bytes(("\n".join([HEADER, *rows]) + "\n").encode())
+    calls: list[int] = []
+
+    def factory() -> Any:
+        def stop() -> bool:
+            calls.append(1)
+            if len(calls) == 3:
+                engine.stop()
+            return engine.stopping
+
+        stored = runs.build(path, tmp_path / "s", identity(path), lambda _: None,
+                            block_bytes=1 << 10, stop=stop)  # fmt: skip
+        raise AssertionError(f"not stopped: {stored.manifest.rows} rows")
+
+    log = get_logger("engine")
+    name = f"stopread{abs(hash(str(tmp_path))) % 10**8}"
+    writer = ringbuffer.create(name, QUOTE_SCHEMA, capacity=16, tag=1)
+    try:
+        engine = Engine(
+            EngineOptions(Mode.HISTORICAL, exit_at_end=True), writer, Checkpoint(stream=1),
+            tmp_path / "s", ModeControl(tmp_path / "mode", log), RejectLog(tmp_path / "s"),
+            {Mode.HISTORICAL: factory}, SystemClock(), log,
+        )  # fmt: skip
+        assert engine.run() == 0
+        assert len(calls) == 3 and engine.published == 0
+    finally:
+        writer.close()
+    assert (tmp_path / "s" / "checkpoint.json").exists()
+    assert not (runs.store_dir(tmp_path / "s", path) / "manifest.json").exists()
