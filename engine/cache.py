@@ -59,6 +59,14 @@ def identity(path: str | os.PathLike[str]) -> Identity:
     return Identity(str(resolved), st.st_size, st.st_mtime_ns, digest.hexdigest())
 
 
+def identity_or_none(path: str | os.PathLike[str]) -> Identity | None:
+    """The identity of the file at ``path``, None when it cannot be read."""
+    try:
+        return identity(path)
+    except OSError:
+        return None
+
+
 def cache_path(state_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Where the cache of the input at ``path`` lives (one file per resolved input path)."""
     name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:20]

@@ -7,30 +7,32 @@ failure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import ringbuffer
 from common.cli import Parser, UsageError, check_ws_url, run_program
 from common.log import bridge_stdlib, get_logger
-from common.schema import QUOTE_SCHEMA, Mode
-from engine import cache, statedir
+from common.schema import QUOTE_SCHEMA, REQUIRED_COLUMNS, Mode
+from engine import cache, runs, statedir
+from engine.blocks import read_blocks
 from engine.checkpoint import Checkpoint, recover
 from engine.control import ModeControl
 from engine.core import Engine, EngineOptions, StrictStop
+from engine.csvread import InputError
 from engine.pacing import SystemClock, parse_speed
-from engine.rejects import RejectLog
-from engine.sources import HistoricalSource, TableSource
+from engine.rejects import Rejected, RejectLog
+from engine.runs import RunFile
+from engine.sources import StreamingHistoricalSource, TableSource
 from ringbuffer import salvage
 
 log = get_logger("engine")
+REQUIRED = REQUIRED_COLUMNS[Mode.HISTORICAL]
 
 def power_of_two(text: str) -> int:
     try:
@@ -153,43 +155,38 @@ def live_settings(args: argparse.Namespace) -> dict[str, Any]:
 #: ``LiveSettings.backoff_initial``'s default (not imported: engine.live loads websockets).
 BACKOFF_INITIAL = 0.1
 
-_threads: list[threading.Thread] = []
-
-
-def _background(fn: Any, *args: Any) -> None:
-    def run() -> None:
-        with contextlib.suppress(OSError):  # Linux: lowest priority for this thread only
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        try:
-            fn(*args)
-        except Exception as exc:  # a cache that could not be written is only a slower restart
-            log.warning("could not write the parse cache", error=f"{type(exc).__name__}: {exc}")
-
-    t = threading.Thread(target=run, name="cache-writer", daemon=True)
-    t.start()
-    _threads.append(t)
-
-
-def load_historical(args: argparse.Namespace, state_dir: Path, rejects: RejectLog) -> Any:
-    """Parse (or take from the cache) the historical file; rejects are logged once."""
-    parsed, from_cache = cache.load_or_parse(args.historical, state_dir, write=False)
-    if from_cache:
-        if parsed.rejected_count:
+def load_historical(
+    args: argparse.Namespace, state_dir: Path, rejects: RejectLog, stop: Any = lambda: False
+) -> RunFile:
+    """The sorted runs of the historical file: stored ones, else parsed block by block and
+    stored (``engine.runs``); each rejected row is logged and recorded once, as it is found."""
+    ident = cache.identity_or_none(args.historical)
+    stored = runs.load(args.historical, state_dir, REQUIRED, ident) if ident else None
+    from_cache = stored is not None
+    if stored is not None:
+        manifest = stored.manifest
+        if manifest.rejected_count:
             log.info("rejected rows of this file were recorded on its first load",
-                     rejected=parsed.rejected_count, file=str(rejects.path))  # fmt: skip
+                     rejected=manifest.rejected_count, file=str(rejects.path))  # fmt: skip
     else:
-        for r in parsed.rejected:
-            log.warning("rejected", file=r.source, line=r.line, reason=r.reason)
-            if args.strict:
-                rejects.append([r])
-                raise StrictStop(f"{r.source}:{r.line}: {r.reason} (--strict)")
-        rejects.append(parsed.rejected)
-        ident = cache.identity(args.historical)
-        # Off the start-up path: the replay need not wait for the cache (joined at exit).
-        _background(cache.store, args.historical, state_dir, parsed, ident)
-    log.info("historical input loaded", file=args.historical, rows=parsed.table.num_rows,
-             rejected=parsed.rejected_count, cached=from_cache)  # fmt: skip
-    return parsed
+
+        def on_rejected(rows: list[Rejected]) -> None:
+            for r in rows:
+                log.warning("rejected", file=r.source, line=r.line, reason=r.reason)
+                if args.strict:
+                    rejects.append([r])
+                    raise StrictStop(f"{r.source}:{r.line}: {r.reason} (--strict)")
+            rejects.append(rows)
+
+        if ident is None:  # unreadable: the block reader raises the proper InputError
+            next(read_blocks(args.historical), None)
+            raise InputError(f"{args.historical}: cannot read")
+        stored = runs.build(args.historical, state_dir, ident, on_rejected, stop=stop)
+        manifest = stored.manifest
+    log.info("historical input loaded", file=args.historical, rows=manifest.rows,
+             rejected=manifest.rejected_count, cached=from_cache,
+             runs=len(manifest.runs))  # fmt: skip
+    return stored
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,8 +221,9 @@ def run(args: argparse.Namespace) -> int:
     left = salvage(args.ring)
     cp, carry = recover(cp, left)
 
-    def make_historical() -> HistoricalSource:
-        parsed = load_historical(args, state_dir, rejects)
+    def make_historical() -> StreamingHistoricalSource:
+        stored = load_historical(args, state_dir, rejects,
+                                 lambda: engine is not None and engine.stopping)  # fmt: skip
         ident = dataclasses.asdict(cache.identity(args.historical))
         if cp.input != ident:
             if cp.input is not None:
@@ -233,8 +231,8 @@ def run(args: argparse.Namespace) -> int:
                          file=args.historical)  # fmt: skip
             cp.input, cp.pos = ident, 0
         elif cp.pos:
-            log.info("resuming historical replay", pos=cp.pos, of=parsed.table.num_rows)
-        return HistoricalSource(parsed.table, pos=cp.pos, speed=args.speed, clock=clock)
+            log.info("resuming historical replay", pos=cp.pos, of=stored.manifest.rows)
+        return StreamingHistoricalSource(stored, pos=cp.pos, speed=args.speed, clock=clock)
 
     def make_live() -> Any:
         from engine.live import LiveSource  # websockets and asyncio: only when live is used
@@ -270,8 +268,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             writer.close()
         rejects.close()
-        for t in _threads:
-            t.join()
 
 
 def main(argv: list[str] | None = None) -> int:

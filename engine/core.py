@@ -25,7 +25,14 @@ from engine.checkpoint import BackgroundSaver, Checkpoint
 from engine.control import ModeControl
 from engine.pacing import Clock
 from engine.rejects import RejectLog
-from engine.sources import HistoricalSource, Source, SourceBatch
+from engine.runs import Stopped as LoadStopped
+from engine.sources import (
+    HISTORICAL_SOURCES,
+    HistoricalSource,
+    Source,
+    SourceBatch,
+    StreamingHistoricalSource,
+)
 
 STATS_EVERY = 5.0
 CHECKPOINT_EVERY = 1.0
@@ -105,7 +112,7 @@ class Engine:
         source = self._source(mode)
         source.start()
         fields: dict[str, Any] = {"mode": mode, "seq": self.cp.next_seq}
-        if isinstance(source, HistoricalSource):
+        if isinstance(source, HISTORICAL_SOURCES):
             fields.update(pos=source.pos, of=source.total)
         if initial:
             self.log.info("started", **fields)
@@ -161,6 +168,12 @@ class Engine:
 
     def run(self) -> int:
         """Replay until done or stopped; returns the exit code."""
+        try:
+            return self._run()
+        except LoadStopped:  # stopped while the historical input was read: end cleanly
+            return self._finish(drain=False)
+
+    def _run(self) -> int:
         self._source(self.mode)  # load the input while consumers attach
         if self.opts.wait_for_consumers:
             self.log.info("waiting for consumers", n=self.opts.wait_for_consumers)
@@ -184,7 +197,7 @@ class Engine:
                     source.advance(done)
                     if batch.late_s:
                         self._late.append(batch.late_s)
-            if isinstance(source, HistoricalSource) and source.exhausted:
+            if isinstance(source, HISTORICAL_SOURCES) and source.exhausted:
                 self._at_end(source)
                 if self.opts.exit_at_end:
                     return self._finish(drain=True)
@@ -192,7 +205,7 @@ class Engine:
             self._periodic()
         return self._finish(drain=False)
 
-    def _at_end(self, source: HistoricalSource) -> None:
+    def _at_end(self, source: HistoricalSource | StreamingHistoricalSource) -> None:
         if not self._complete_logged:
             self._complete_logged = True
             self._save()
@@ -202,7 +215,7 @@ class Engine:
         """Checkpoint, with the historical position as published so far; ``wait=False`` leaves
         the write to the background saver (periodic checkpoints are only hints)."""
         hist = self._sources.get(Mode.HISTORICAL)
-        if isinstance(hist, HistoricalSource):
+        if isinstance(hist, HISTORICAL_SOURCES):
             self.cp.pos = hist.pos
         self._saver.submit(self.cp)
         if wait:
@@ -216,7 +229,7 @@ class Engine:
             self._save(wait=False)
         if (
             self.opts.progress
-            and isinstance(hist, HistoricalSource)
+            and isinstance(hist, HISTORICAL_SOURCES)
             and self.mode == Mode.HISTORICAL
             and now - self._last["progress"] >= PROGRESS_EVERY
         ):
@@ -252,7 +265,9 @@ class Engine:
         return {"late_p50_ms": float(np.percentile(late, 50)),
                 "late_p99_ms": float(np.percentile(late, 99))}  # fmt: skip
 
-    def _progress(self, hist: HistoricalSource, now: float) -> None:
+    def _progress(
+        self, hist: HistoricalSource | StreamingHistoricalSource, now: float
+    ) -> None:
         t0, n0 = self._stats_base
         rate = (self.published - n0) / max(now - t0, 1e-9)
         left = hist.total - hist.pos

@@ -162,12 +162,21 @@ _COMPRESSED = {
 
 
 def _parse(data: InputBytes, source: str, required: Sequence[str]) -> Parsed:
+    if data.size < (1 << 20) and b"\n" not in data.read(0, data.size):
+        data = InputBytes(pa.py_buffer(data.read(0, data.size) + b"\n"))  # a header alone
+    ncols, cols = read_header(data, source, required)
+    return parse_body(data, source, ncols, cols)
+
+
+def read_header(
+    data: InputBytes, source: str, required: Sequence[str]
+) -> tuple[int, dict[str, int]]:
+    """The header's number of columns and where each known field is; raises ``InputError``
+    for a compressed input, a repeated field and ``MissingColumn`` for a missing one."""
     head = data.read(0, 8)
     for magic, kind in _COMPRESSED.items():
         if head.startswith(magic):
             raise InputError(f"{source} is {kind}-compressed: decompress it first")
-    if data.size < (1 << 20) and b"\n" not in data.read(0, data.size):
-        data = InputBytes(pa.py_buffer(data.read(0, data.size) + b"\n"))  # a header alone
     names = header_names(data)
     index: dict[str, int] = {}
     for i, name in enumerate(names):
@@ -180,9 +189,14 @@ def _parse(data: InputBytes, source: str, required: Sequence[str]) -> Parsed:
     missing = [c for c in ("timestamp", "ticker", *required) if c not in index]
     if missing:
         raise MissingColumn(source, list(dict.fromkeys(missing)))
-    cols = {c: index[c] for c in _FIELDS if c in index}
+    return len(names), {c: index[c] for c in _FIELDS if c in index}
+
+
+def parse_body(data: InputBytes, source: str, ncols: int, cols: dict[str, int]) -> Parsed:
+    """The rows of ``data`` (a header line, then records) checked, rejected and sorted by
+    arrival; lines are numbered within ``data`` (its header is line 1)."""
     table, skipped, cleaned, records, unclosed, rewritten = _read_records(
-        data, source, len(names), cols
+        data, source, ncols, cols
     )
 
     # With ignore_empty_lines=False Arrow numbers rows by record (the header is 1), skipped ones
@@ -198,7 +212,7 @@ def _parse(data: InputBytes, source: str, required: Sequence[str]) -> Parsed:
             line,
             "a quote is never closed"
             if line in unclosed
-            else f"wrong number of fields ({row.actual_columns}, header has {len(names)})",
+            else f"wrong number of fields ({row.actual_columns}, header has {ncols})",
             texts.get(line, clip_raw(row.text)),
         )
         for row, line in zip(skipped, skipped_at, strict=True)
