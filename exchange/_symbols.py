@@ -98,10 +98,14 @@ class Symbol:
     lot: Decimal
     _tick: Fraction = field(init=False, repr=False, compare=False)
     _lot: Fraction = field(init=False, repr=False, compare=False)
+    _tick_scale: tuple[int, int] = field(init=False, repr=False, compare=False)
+    _lot_scale: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tick", Fraction(self.tick))
         object.__setattr__(self, "_lot", Fraction(self.lot))
+        object.__setattr__(self, "_tick_scale", _scaled(self.tick))  # for the texts out
+        object.__setattr__(self, "_lot_scale", _scaled(self.lot))
 
     @classmethod
     def parse(cls, spec: str) -> Symbol:
@@ -158,13 +162,11 @@ class Symbol:
 
     def price_text(self, ticks: int) -> str:
         """A count of ticks as the price's exact decimal text."""
-        coefficient, exponent = _scaled(self.tick)
-        return scaled_text(ticks, coefficient, exponent)
+        return scaled_text(ticks, *self._tick_scale)
 
     def quantity_text(self, lots: int) -> str:
         """A count of lots as the quantity's exact decimal text."""
-        coefficient, exponent = _scaled(self.lot)
-        return scaled_text(lots, coefficient, exponent)
+        return scaled_text(lots, *self._lot_scale)
 
     @property
     def spec(self) -> str:
