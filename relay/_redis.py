@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from common.cli import UsageError
 from common.log import Logger
@@ -23,7 +25,11 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 
 def connect(url: str, flag: str) -> redis.Redis:
     try:
-        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+        # No retries inside the client (redis-py retries a lost connection 3 times by default):
+        # every loss must reach retry(), which logs it and re-reads what a lost reply held.
+        client = redis.Redis.from_url(
+            url, socket_timeout=30, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
         client.ping()
         version = str(client.info("server").get("redis_version", "0"))
     except (ValueError, redis.RedisError) as e:

@@ -147,12 +147,22 @@ class Relay:
     def _first_unacked(self) -> list[tuple[str, Head | None]]:
         """For each group: the first entry it has not acknowledged (None: it is up to date)."""
         out: list[tuple[str, Head | None]] = []
-        for group in self._call("XINFO GROUPS", lambda: self.r.xinfo_groups(self.stream)):
+        for group in self._call("XINFO GROUPS", self._groups):
             name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
             first = functools.partial(self._first_of, group, name)
             head = self._call("first unacknowledged", first)
             out.append((name, head))
         return out
+
+    def _groups(self) -> list[dict[str, Any]]:
+        """The stream's consumer groups; none while the stream does not exist yet."""
+        try:
+            groups: list[dict[str, Any]] = self.r.xinfo_groups(self.stream)
+        except redis.ResponseError as e:
+            if "no such key" in str(e).lower():
+                return []
+            raise
+        return groups
 
     def _first_of(self, group: dict[str, Any], name: str) -> Head | None:
         if group["pending"]:

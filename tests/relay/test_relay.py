@@ -245,3 +245,20 @@ def test_sigint_and_sigterm_stop_relay_and_remote_processor_with_0(
     finally:
         r.kill()
         p.kill()
+
+
+def test_a_relay_alone_then_a_processor_after_the_end_gets_everything(
+    csv20k: Path, ring_name: str, tmp_path: Path, server: RedisServer
+) -> None:
+    """No stream and no group while the relay starts and runs (it used to stop at its first
+    look at the groups: "no such key"); a processor started after the end reads it all."""
+    r = relay(server, ring_name, "--exit-at-end")
+    e = engine(csv20k, ring_name, tmp_path / "state", "--speed", "max", "--wait-for-consumers", "1")
+    try:
+        finish(e, r)
+        late = remote(server, tmp_path / "late", "late")
+        finish(late)
+    finally:
+        for p in (r, e):
+            p.kill()
+    assert logs(tmp_path / "late") == oracle(csv20k, tmp_path)
