@@ -78,18 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=[str(m) for m in Mode])
     p.add_argument("--historical", default="data/historical_sample.csv", metavar="PATH",
                    help="historical CSV (default %(default)s)")  # fmt: skip
-    p.add_argument("--live-url", default="ws://127.0.0.1:8765", metavar="URL",
-                   help="websocket feed (default %(default)s)")  # fmt: skip
-    p.add_argument("--live-idle-timeout", type=seconds("--live-idle-timeout", zero="never"),
-                   default=10.0, metavar="SECONDS",
-                   help="live: a feed silent this long is dropped and reconnected; 0 never "
-                   "(default 10)")  # fmt: skip
-    p.add_argument("--live-backoff-max", type=seconds("--live-backoff-max"), default=5.0,
-                   metavar="SECONDS", help="live: the longest wait between reconnects; a "
-                   "connection counts as healthy after twice this (default 5)")  # fmt: skip
-    p.add_argument("--live-max-frame", type=live_bytes, default=1 << 20, metavar="BYTES",
-                   help="live: a larger frame is refused and recorded as rejected (default "
-                   "1048576)")  # fmt: skip
+    add_live_arguments(p)
     p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X|max",
                    help="historical pace: 1 = arrival times, N = N times faster, max (default 1)")
     p.add_argument("--ring", type=ring_name, default="quotes", metavar="NAME",
@@ -113,6 +102,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="opt-in: stop waiting for a live consumer that blocks the writer this "
                    "long; it then fails with an overrun error (default: never, lossless)")
     return p
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    """The live source's options (``python -m engine`` and ``python -m engine.record``)."""
+    p.add_argument("--live-url", default="ws://127.0.0.1:8765", metavar="URL",
+                   help="websocket feed (default %(default)s)")  # fmt: skip
+    p.add_argument("--live-format", default="ours", choices=LIVE_FORMATS, metavar="FORMAT",
+                   help="how the feed speaks: " + ", ".join(LIVE_FORMATS) + " (default ours, "
+                   "contract section 1); see README, Live sources")  # fmt: skip
+    p.add_argument("--live-symbols", type=symbol_list, default=(), metavar="A,B,...",
+                   help="live: the instruments to subscribe to, as the venue names them "
+                   "(BTCUSDT, BTC-USDT-SWAP, BTC-USD, BTC/USD); needed by every venue format "
+                   "but ours and binance")  # fmt: skip
+    p.add_argument("--live-heartbeat", type=seconds("--live-heartbeat"), default=None,
+                   metavar="SECONDS", help="live: seconds between the client's heartbeats, for "
+                   "venues that want them (default: the venue's documented interval)")  # fmt: skip
+    p.add_argument("--live-idle-timeout", type=seconds("--live-idle-timeout", zero="never"),
+                   default=10.0, metavar="SECONDS",
+                   help="live: a feed silent this long is dropped and reconnected; 0 never "
+                   "(default 10)")  # fmt: skip
+    p.add_argument("--live-backoff-max", type=seconds("--live-backoff-max"), default=5.0,
+                   metavar="SECONDS", help="live: the longest wait between reconnects; a "
+                   "connection counts as healthy after twice this (default 5)")  # fmt: skip
+    p.add_argument("--live-max-frame", type=live_bytes, default=1 << 20, metavar="BYTES",
+                   help="live: a larger frame is refused and recorded as rejected (default "
+                   "1048576)")  # fmt: skip
+
+
+#: ``--live-format``'s choices (``engine.venues.FORMATS``; not imported: it loads pyarrow).
+LIVE_FORMATS = ("ours", "binance", "okx", "okx-tickers", "bybit", "coinbase", "kraken")
+
+
+def symbol_list(text: str) -> tuple[str, ...]:
+    """argparse type of ``--live-symbols``: comma-separated instrument names, none empty."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"--live-symbols takes distinct comma-separated instrument names, not {text!r}"
+        )
+    return names
+
+
+def check_live(args: argparse.Namespace) -> None:
+    """The live options that only make sense together: a UsageError saying what to fix."""
+    check_ws_url(args.live_url, "--live-url")
+    if args.live_format not in ("ours", "binance") and not args.live_symbols:
+        raise UsageError(f"--live-format {args.live_format} subscribes to instruments: "
+                         "name them with --live-symbols")  # fmt: skip
+    if args.live_format == "ours" and args.live_symbols:
+        raise UsageError("--live-symbols is for a venue's format: the ours feed sends "
+                         "everything (add --live-format)")  # fmt: skip
 
 
 def seconds(flag: str, *, zero: str | None = None) -> Any:
@@ -149,6 +189,9 @@ def live_settings(args: argparse.Namespace) -> dict[str, Any]:
         "backoff_max": args.live_backoff_max,
         "backoff_initial": min(BACKOFF_INITIAL, args.live_backoff_max),
         "max_frame": args.live_max_frame,
+        "format": args.live_format,
+        "instruments": tuple(args.live_symbols),
+        "heartbeat": args.live_heartbeat,
     }
 
 
@@ -191,7 +234,7 @@ def load_historical(
 
 def run(args: argparse.Namespace) -> int:
     bridge_stdlib()  # the ring's log records as structured lines on stderr
-    check_ws_url(args.live_url, "--live-url")
+    check_live(args)
     mode = Mode[args.mode.upper()]
     state_dir = Path(args.state_dir)
     try:

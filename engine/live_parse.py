@@ -37,7 +37,7 @@ def _reject_constant(name: str) -> Any:
 _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
-def _number(name: str, value: Any) -> float | str:
+def number(name: str, value: Any) -> float | str:
     """A price or amount as float64, or the reason it is rejected.
 
     One rule for non-finite numbers, as in the CSV reader: a number that means infinity is
@@ -67,10 +67,10 @@ def _number(name: str, value: Any) -> float | str:
         return f"{name} is null"
     if kind is bool:
         return f"{name} is not a number ({json.dumps(value)})"
-    return f"{name} has the wrong type ({_json_type(value)})"
+    return f"{name} has the wrong type ({json_type(value)})"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool | str | dict | list):
@@ -81,14 +81,14 @@ def _json_type(value: Any) -> str:
 _TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean"}
 
 
-def _raw(value: Any) -> str:
+def raw_text(value: Any) -> str:
     try:
         return clip_raw(json.dumps(value, ensure_ascii=False, allow_nan=False))
     except (ValueError, TypeError):
         return clip_raw(repr(value))
 
 
-def _frame_text(data: str | bytes, max_bytes: int) -> tuple[str | None, str]:
+def frame_text(data: str | bytes, max_bytes: int) -> tuple[str | None, str]:
     """The frame as text, or None and the reason it is rejected."""
     if isinstance(data, str):
         size = len(data) if len(data) * 4 <= max_bytes else len(data.encode("utf-8", "replace"))
@@ -117,7 +117,7 @@ def parse_frame(
     Every record gets ``line = frame_no``, ``arrival = received_ns`` and a NaN latency (live
     latency is ignored). Returns ``(None, rejects)`` when no object of the frame is valid.
     """
-    text, why = _frame_text(data, max_bytes)
+    text, why = frame_text(data, max_bytes)
     if text is None:
         raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
         return None, [Rejected(source, frame_no, why, clip_raw(raw))]
@@ -133,7 +133,7 @@ def parse_frame(
     elif type(doc) is list:
         items = doc
     else:
-        reason = f"frame is not a quote object or an array of them ({_json_type(doc)})"
+        reason = f"frame is not a quote object or an array of them ({json_type(doc)})"
         return None, [Rejected(source, frame_no, reason, clip_raw(text))]
 
     rows: list[tuple] = []
@@ -143,27 +143,28 @@ def parse_frame(
         if type(row) is tuple:
             rows.append(row)
         else:
-            rejected.append(Rejected(source, frame_no, f"{row} (object {i} of frame)", _raw(obj)))
+            reason = f"{row} (object {i} of frame)"
+            rejected.append(Rejected(source, frame_no, reason, raw_text(obj)))
     if not rows:
         return None, rejected
-    return _table(rows, frame_no, received_ns), rejected
+    return quotes_table(rows, frame_no, received_ns), rejected
 
 
 def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
     """``(ticker, ns, bid, ask, bid_amount, ask_amount)`` of a quote object, or why it is bad."""
     if type(obj) is not dict:
-        return f"item is not a quote object ({_json_type(obj)})"
+        return f"item is not a quote object ({json_type(obj)})"
     try:
         ts, ticker, bid, ask = obj["timestamp"], obj["ticker"], obj["bid_price"], obj["ask_price"]
     except KeyError:
         return "missing field " + repr(next(name for name in _REQUIRED if name not in obj))
     if type(ts) is not str:
-        return f"timestamp has the wrong type ({_json_type(ts)})"
+        return f"timestamp has the wrong type ({json_type(ts)})"
     ns = _cached_timestamp(ts)
     if type(ns) is str:
         return f"timestamp {ns} ({ts[:80]!r})"
     if type(ticker) is not str:
-        return f"ticker has the wrong type ({_json_type(ticker)})"
+        return f"ticker has the wrong type ({json_type(ticker)})"
     try:
         size = len(ticker.encode("utf-8"))
     except UnicodeEncodeError:
@@ -175,20 +176,20 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
     if not ticker.isprintable() and _CONTROL.search(ticker):
         return f"ticker holds a control character ({ticker[:80]!r})"
     if type(bid) is not float:
-        bid = _number("bid_price", bid)
+        bid = number("bid_price", bid)
         if type(bid) is str:
             return bid
     if type(ask) is not float:
-        ask = _number("ask_price", ask)
+        ask = number("ask_price", ask)
         if type(ask) is str:
             return ask
     bid_amount, ask_amount = obj.get("bid_amount"), obj.get("ask_amount")
     if type(bid_amount) is not float:
-        bid_amount = math.nan if bid_amount is None else _number("bid_amount", bid_amount)
+        bid_amount = math.nan if bid_amount is None else number("bid_amount", bid_amount)
         if type(bid_amount) is str:
             return bid_amount
     if type(ask_amount) is not float:
-        ask_amount = math.nan if ask_amount is None else _number("ask_amount", ask_amount)
+        ask_amount = math.nan if ask_amount is None else number("ask_amount", ask_amount)
         if type(ask_amount) is str:
             return ask_amount
     # Every str was returned above, but mypy does not narrow on a failed ``type(x) is str`` (str
@@ -196,7 +197,7 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
     return ticker, ns, bid, ask, bid_amount, ask_amount  # type: ignore[return-value]
 
 
-def _table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table:
+def quotes_table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table:
     n = len(rows)
     tickers, stamps, *numbers = zip(*rows, strict=True)
     if n == 1:

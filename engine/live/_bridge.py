@@ -22,6 +22,7 @@ from common.schema import Mode
 from engine.live._batcher import Batch, Batcher
 from engine.live._connection import Connection
 from engine.live._settings import LiveSettings
+from engine.venues import make_adapter
 
 log = get_logger("live")
 
@@ -117,7 +118,8 @@ class LiveSource:
     def __init__(self, url: str, **settings: Any) -> None:
         """``settings``: the fields of :class:`~engine.live._settings.LiveSettings` (batch
         size and interval, queue bound, idle timeout, backoff, frame limit). Raises ValueError
-        for a URL that is not ``ws://`` or ``wss://`` or a setting out of range."""
+        for a URL that is not ``ws://`` or ``wss://``, a setting out of range, an unknown
+        ``format`` or a venue format without ``instruments``."""
         try:
             check_ws_url(url, "the URL")
         except UsageError as exc:
@@ -132,8 +134,12 @@ class LiveSource:
         )
         self._handoff = Handoff(self._batcher)
         self._stopping = threading.Event()
+        s = self.settings
+        #: The venue's protocol (``engine.venues``): what is sent on connect, how frames read.
+        self.adapter = make_adapter(s.format, s.instruments, source=url, url=url,
+                                    max_bytes=s.max_frame, heartbeat=s.heartbeat)  # fmt: skip
         self._connection = Connection(
-            url, self._batcher, self._handoff, self._stopping, self.settings
+            url, self._batcher, self._handoff, self._stopping, self.settings, self.adapter
         )
         # The thread and its loop.
         self._thread: threading.Thread | None = None
@@ -145,8 +151,11 @@ class LiveSource:
     @property
     def stats(self) -> dict[str, int]:
         """Counters over the source's lifetime: connects, disconnects, frames, records,
-        rejected (objects and frames), bytes (frame payloads)."""
-        return dict(self._connection.stats)
+        rejected (objects and frames), bytes (frame payloads); and the venue adapter's
+        counts, prefixed ``venue_`` (control messages, heartbeats, venue errors, unknown
+        messages, quotes without an exchange time, one-sided books, ...)."""
+        counts = {f"venue_{k}": v for k, v in self.adapter.counts.items() if k != "quotes"}
+        return {**self._connection.stats, **counts}
 
     @property
     def pending_batches(self) -> int:

@@ -47,8 +47,8 @@ from common.log import get_logger
 from engine.live._backoff import Backoff
 from engine.live._batcher import Batcher
 from engine.live._settings import LiveSettings
-from engine.live_parse import parse_frame
 from engine.rejects import Rejected
+from engine.venues import Adapter, Note
 
 if TYPE_CHECKING:
     from engine.live._bridge import Handoff
@@ -85,8 +85,10 @@ class Connection:
         handoff: Handoff,
         stopping: threading.Event,
         settings: LiveSettings,
+        adapter: Adapter,
     ) -> None:
         self.url = url
+        self.adapter = adapter
         self.batcher = batcher
         self.handoff = handoff
         self.stopping = stopping
@@ -143,6 +145,7 @@ class Connection:
                 log.info("reconnected", gap_s=gap, **fields)
             records_before = self.stats["records"]
             try:
+                await self._subscribe(ws)
                 reason = await self._session(ws)
             except asyncio.CancelledError:
                 await _close(ws)
@@ -172,28 +175,50 @@ class Connection:
             reason=reason,
             records=self.stats["records"],
             connection_records=self.stats["records"] - records_before,
+            **{k: v for k, v in self.adapter.counts.items() if k != "quotes"},
         )
+
+    async def _subscribe(self, ws: ClientConnection) -> None:
+        """Send what the venue's protocol sends first (its subscriptions), on every connection."""
+        messages = self.adapter.connected()
+        for text in messages:
+            await ws.send(text)
+        if messages:
+            log.info("subscribed", url=self.url, format=self.adapter.format,
+                     messages=len(messages), instruments=len(self.adapter.instruments))  # fmt: skip
+
+    async def _heartbeats(self, ws: ClientConnection, interval: float) -> str:
+        """Send the venue's heartbeat every ``interval`` seconds (OKX's ``ping``, Bybit's)."""
+        while True:
+            await asyncio.sleep(interval)
+            text = self.adapter.heartbeat_message()
+            if text is None:
+                return "no heartbeat"  # pragma: no cover - adapters with an interval send one
+            await ws.send(text)
 
     async def _session(self, ws: ClientConnection) -> str:
         """Read one connection until it ends; returns why it ended."""
         self.batcher.connected(time.monotonic())
-        reader = asyncio.create_task(self._reader(ws))
-        ticker = asyncio.create_task(self._ticker())
+        tasks = [asyncio.create_task(self._reader(ws)), asyncio.create_task(self._ticker())]
+        interval = self.adapter.heartbeat_interval
+        if interval:
+            tasks.append(asyncio.create_task(self._heartbeats(ws, interval)))
         try:
-            done, _ = await asyncio.wait({reader, ticker}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (reader, ticker):
+            for t in tasks:
                 t.cancel()
-            results = await asyncio.gather(reader, ticker, return_exceptions=True)
-        first = reader if reader in done else ticker
-        result = results[0] if first is reader else results[1]
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        result = next(r for t, r in zip(tasks, results, strict=True) if t in done)
+        if isinstance(result, ConnectionClosed):  # a heartbeat sent on a closed connection
+            return self._closed_reason(result)
         if isinstance(result, BaseException):
             raise result
         return str(result)
 
     async def _reader(self, ws: ClientConnection) -> str:
-        """Receive and parse frames; hand a full batch over before reading on."""
-        source, max_frame = self.url, self.settings.max_frame
+        """Receive and decode frames; hand a full batch over before reading on."""
+        source, decode = self.url, self.adapter.decode
         stats = self.stats
         while True:
             try:
@@ -206,18 +231,16 @@ class Connection:
             stats["frames"] += 1
             stats["bytes"] += len(data)
             try:
-                table, rejected = parse_frame(
-                    data,
-                    source=source,
-                    frame_no=self.frame_no,
-                    received_ns=received_ns,
-                    max_bytes=max_frame,
-                )
-            except Exception as exc:  # parse_frame is total; this is belt and braces
+                table, rejected, replies, notes = decode(data, self.frame_no, received_ns)
+            except Exception as exc:  # adapters are total; this is belt and braces
                 text = bytes(data[:200]).decode("utf-8", "replace")
-                table, rejected = None, [
+                table, rejected, replies, notes = None, [
                     Rejected(source, self.frame_no, f"frame could not be parsed ({exc!r})", text)
-                ]
+                ], [], []
+            for text in replies:
+                await ws.send(text)
+            if notes:
+                _log_notes(notes, self.url)
             if self._add(table, rejected, now):
                 await self.handoff.hand_over()
 
@@ -273,6 +296,11 @@ class Connection:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await started.wait()
+
+
+def _log_notes(notes: list[Note], url: str) -> None:
+    for note in notes:
+        getattr(log, note.level)(note.message, url=url, **note.fields)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,283 @@
+"""What every venue adapter shares: the sans-I/O adapter object and its outputs.
+
+An :class:`Adapter` is driven with plain inputs and answers with plain outputs, as websockets'
+and h11's protocol objects are: :meth:`Adapter.connected` (a connection opened: the messages to
+send, the subscriptions), :meth:`Adapter.heartbeat_message` (the client's heartbeat, when the
+venue wants one) and :meth:`Adapter.decode` (a frame arrived: a :class:`Decoded`, holding the
+quotes as a table of ``TABLE_SCHEMA`` rows, the rejected items, the texts to send back and the
+notes to log). It never touches a socket, a clock or a logger, so tests feed it the venues'
+documented messages directly; ``engine.live._connection`` does the I/O around it.
+
+What an adapter guarantees, for every venue:
+
+- a quote becomes one row ``(ticker, timestamp ns, bid, ask, bid_amount, ask_amount)``; the
+  ticker is ``<instrument>@<VENUE>``, the timestamp the exchange's own time of the quote (each
+  adapter says which field); numbers sent as decimal strings go through the same grammar as the
+  CSV reader (``engine.live_parse.number``), JSON numbers are read by ``json`` as the nearest
+  float64, which is what the same decimal text gives in a CSV: exact;
+- a quote that cannot be used (a side of the book empty, a number that is not one, a missing
+  field) is a :class:`~engine.rejects.Rejected` with the reason and the item's text;
+- the venue's heartbeats, subscription acknowledgements and notices are counted in
+  :attr:`Adapter.counts` and never rejected; the venue's own error messages become an error
+  note; a message of a type the adapter does not know is counted by type and noted once per
+  type (the first time it is seen), never rejected as a bad quote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import pyarrow as pa
+
+from common.schema import MAX_TICKER_BYTES
+from engine.live_parse import frame_text, json_type, number, quotes_table, raw_text
+from engine.rejects import Rejected, clip_raw
+from engine.timestamps import parse_timestamp
+
+#: One quote: ticker, timestamp (ns), bid, ask, bid amount, ask amount.
+Row = tuple[str, int, float, float, float, float]
+NAN = float("nan")
+
+
+class Note(NamedTuple):
+    """Something the connection should log: ``level`` is ``info``, ``warning`` or ``error``."""
+
+    level: str
+    message: str
+    fields: dict[str, Any]
+
+
+class Decoded(NamedTuple):
+    """What one frame gave: quotes (None for none), rejected items, texts to send back (in
+    order), notes to log."""
+
+    table: pa.Table | None
+    rejected: list[Rejected]
+    replies: list[str]
+    notes: list[Note]
+
+
+class Adapter:
+    """A venue's websocket protocol for its top-of-book channel (module docstring).
+
+    ``instruments`` are the venue's own instrument names as its documentation spells them
+    (``BTCUSDT``, ``BTC-USDT-SWAP``, ``BTC-USD``, ``BTC/USD``); ``source`` names the connection
+    in rejects (the URL); ``heartbeat`` overrides the venue's documented heartbeat interval.
+    """
+
+    #: The ``--live-format`` name, the venue's name in tickers, the documentation followed.
+    format: ClassVar[str]
+    venue: ClassVar[str]
+    docs: ClassVar[str]
+    #: Seconds between the client's heartbeats when the venue wants them, else None.
+    heartbeat: ClassVar[float | None] = None
+    #: Whether the venue needs ``instruments`` (a subscription) to send anything.
+    needs_instruments: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        instruments: Sequence[str] = (),
+        *,
+        source: str = "",
+        max_bytes: int = 1 << 20,
+        heartbeat: float | None = None,
+        url: str = "",
+    ) -> None:
+        self.instruments = list(instruments)
+        self.source = source or url
+        self.url = url
+        self.max_bytes = max_bytes
+        self.heartbeat_interval = heartbeat if heartbeat is not None else self.heartbeat
+        #: quotes, control (acknowledgements, notices), heartbeats, venue_errors, unknown,
+        #: no_exchange_time (quotes stamped with the receive time), plus venue-specific ones.
+        self.counts: Counter[str] = Counter()
+        #: Messages of unknown types, by type.
+        self.unknown: Counter[str] = Counter()
+        self._tickers: dict[str, str | None] = {}
+        self._requests = 0
+        # The outputs of the frame being decoded.
+        self._rows: list[Row] = []
+        self._rejected: list[Rejected] = []
+        self._replies: list[str] = []
+        self._notes: list[Note] = []
+        self._frame_no = 0
+        self._received_ns = 0
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def connected(self) -> list[str]:
+        """A connection opened: forget per-connection state, return the texts to send first."""
+        return []
+
+    def heartbeat_message(self) -> str | None:
+        """The text the client sends every :attr:`heartbeat_interval` seconds, if any."""
+        return None
+
+    def decode(self, data: str | bytes, frame_no: int, received_ns: int) -> Decoded:
+        """One frame received at ``received_ns`` (wall clock, ns) as frame ``frame_no``."""
+        self._rows, self._rejected, self._replies, self._notes = [], [], [], []
+        self._frame_no, self._received_ns = frame_no, received_ns
+        text, why = frame_text(data, self.max_bytes)
+        if text is None:
+            raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+            self._rejected.append(Rejected(self.source, frame_no, why, clip_raw(raw)))
+        elif not self._plain(text):
+            try:
+                doc = json.loads(text)
+            except RecursionError:
+                self._reject_frame("frame is nested too deeply", text)
+            except ValueError as exc:
+                self._reject_frame(f"frame is not valid JSON ({exc})", text)
+            else:
+                self._message(doc)
+        rows = self._rows
+        table = quotes_table(rows, frame_no, received_ns) if rows else None
+        self.counts["quotes"] += len(rows)
+        return Decoded(table, self._rejected, self._replies, self._notes)
+
+    # --- what a venue module writes ----------------------------------------------------------
+
+    def _plain(self, text: str) -> bool:
+        """A frame that is not JSON but part of the protocol (OKX's ``pong``); True if handled."""
+        return False
+
+    def _message(self, doc: Any) -> None:  # pragma: no cover - every venue overrides it
+        raise NotImplementedError
+
+    def _request_id(self) -> int:
+        self._requests += 1
+        return self._requests
+
+    def _quote(
+        self, symbol: Any, ns: int | str, bid: Any, ask: Any, bid_amount: Any, ask_amount: Any,
+        item: Any,
+    ) -> None:  # fmt: skip
+        """Add one quote; a value that is not usable rejects the item with the reason.
+
+        ``ns`` is the exchange's time in ns, or the reason it is not usable; ``None`` for a
+        price means that side of the book is empty; amounts may be None (unknown: NaN)."""
+        ticker = self._tickers.get(symbol, "")
+        if ticker == "":
+            ticker = self._tickers[symbol] = self._make_ticker(symbol)
+        if ticker is None:
+            self._reject(f"instrument name is not usable ({symbol[:80]!r})", item)
+            return
+        if type(ns) is str:
+            self._reject(ns, item)
+            return
+        values = []
+        for field, value in (("bid_price", bid), ("ask_price", ask),
+                             ("bid_amount", bid_amount), ("ask_amount", ask_amount)):  # fmt: skip
+            if type(value) is not float:
+                if value is None or value == "":
+                    if field.endswith("_price"):
+                        self.counts["one_sided"] += 1
+                        side = field[:3]
+                        self._reject(f"no {side}: that side of the book is empty", item)
+                        return
+                    value = NAN
+                else:
+                    value = number(field, value)
+                    if type(value) is str:
+                        self._reject(value, item)
+                        return
+            values.append(value)
+        self._rows.append((ticker, ns, *values))
+
+    def _make_ticker(self, symbol: str) -> str | None:
+        """``<instrument>@<VENUE>`` for a venue symbol, None when it cannot be a ticker."""
+        if type(symbol) is not str or not symbol or not symbol.isprintable():
+            return None
+        ticker = f"{self.instrument_name(symbol)}@{self.venue}"
+        return ticker if len(ticker.encode("utf-8", "replace")) <= MAX_TICKER_BYTES else None
+
+    def instrument_name(self, symbol: str) -> str:
+        """The instrument as it appears in tickers (the venue's own name unless told)."""
+        return symbol
+
+    def _stamp(self) -> int:
+        """The receive time, for a quote the venue sends without a time of its own."""
+        self.counts["no_exchange_time"] += 1
+        return self._received_ns
+
+    def _reject(self, reason: str, item: Any) -> None:
+        self._rejected.append(Rejected(self.source, self._frame_no, reason, raw_text(item)))
+
+    def _reject_frame(self, reason: str, text: str) -> None:
+        self._rejected.append(Rejected(self.source, self._frame_no, reason, clip_raw(text)))
+
+    def _control(self, what: str, message: str = "", **fields: Any) -> None:
+        """A subscription acknowledgement, notice or status: counted; noted when ``message``."""
+        self.counts["control"] += 1
+        if message:
+            self._notes.append(Note("info", message, {"venue": self.venue, **fields}))
+
+    def _heartbeat(self) -> None:
+        self.counts["heartbeats"] += 1
+
+    def _venue_error(self, **fields: Any) -> None:
+        """The venue's own error message (a refused subscription, a bad request)."""
+        self.counts["venue_errors"] += 1
+        self._notes.append(Note("error", "venue error", {"venue": self.venue, **fields}))
+
+    def _unknown(self, kind: str, doc: Any) -> None:
+        """A message of a type this adapter does not read: counted, noted the first time."""
+        self.counts["unknown"] += 1
+        self.unknown[kind] += 1
+        if self.unknown[kind] == 1:
+            self._notes.append(Note("warning", "unknown message type", {
+                "venue": self.venue, "type": kind, "frame": self._frame_no,
+                "text": raw_text(doc)[:200]}))  # fmt: skip
+
+    def _not_a_message(self, doc: Any) -> None:
+        self._reject(f"frame is not a {self.venue} message ({json_type(doc)})", doc)
+
+
+def ms_ns(value: Any, field: str) -> int | str:
+    """Milliseconds since the epoch (a JSON integer or a digit string) as ns, or the reason."""
+    if type(value) is int and value >= 0:
+        return value * 1_000_000
+    if type(value) is str and value.isdigit() and value.isascii():
+        return int(value) * 1_000_000
+    if value is None:
+        return f"missing field {field!r}"
+    return f"{field} is not a time in milliseconds ({raw_text(value)[:80]})"
+
+
+def rfc3339_ns(value: Any, field: str) -> int | str:
+    """An RFC 3339 UTC time (``2023-02-09T20:30:37.167359596Z``) as ns, or the reason."""
+    if type(value) is not str:
+        return f"missing field {field!r}" if value is None else f"{field} is not a time"
+    text = value
+    if text.endswith(("Z", "z")):
+        text = text[:-1]
+    elif text.endswith("+00:00"):
+        text = text[:-6]
+    else:
+        return f"{field} is not a UTC RFC 3339 time ({value[:80]!r})"
+    ns = parse_timestamp(text)
+    return f"{field} {ns} ({value[:80]!r})" if type(ns) is str else ns
+
+
+#: Quote assets, for splitting a symbol such as ``BTCUSDT`` into ``BTC-USDT`` (longest first).
+QUOTE_ASSETS = sorted(
+    ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "USDE", "DAI", "USD", "BTC", "ETH", "BNB",
+     "EUR", "GBP", "TRY", "BRL", "JPY", "AUD", "ARS", "MXN", "PLN", "RON", "ZAR", "UAH", "IDR",
+     "COP", "CZK", "SOL", "XRP", "DOGE", "TRX", "DOT", "JPY"),
+    key=len, reverse=True,
+)  # fmt: skip
+
+
+def split_pair(symbol: str) -> str:
+    """``BTCUSDT`` → ``BTC-USDT`` by the longest known quote asset; unchanged when none fits.
+
+    >>> split_pair("BTCUSDT"), split_pair("ETHBTC"), split_pair("1000PEPEUSDC"), split_pair("XYZ")
+    ('BTC-USDT', 'ETH-BTC', '1000PEPE-USDC', 'XYZ')
+    """
+    for quote in QUOTE_ASSETS:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return f"{symbol[: -len(quote)]}-{quote}"
+    return symbol

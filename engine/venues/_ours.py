@@ -1,0 +1,27 @@
+"""The project's own live format (contract section 1, "Live messages"): the default.
+
+A frame is one quote object or an array of them, exactly as ``engine.live_parse.parse_frame``
+reads it; nothing is sent on connect and there is no heartbeat beyond websocket pings. This is
+what ``python -m engine.feed`` and the venue's ``/ws/quotes`` send.
+"""
+
+from __future__ import annotations
+
+from engine.live_parse import parse_frame
+from engine.venues._base import Adapter, Decoded
+
+
+class Ours(Adapter):
+    format = "ours"
+    venue = ""
+    docs = "contract section 1, Live messages"
+    needs_instruments = False
+
+    def decode(self, data: str | bytes, frame_no: int, received_ns: int) -> Decoded:
+        table, rejected = parse_frame(
+            data, source=self.source, frame_no=frame_no, received_ns=received_ns,
+            max_bytes=self.max_bytes,
+        )  # fmt: skip
+        if table is not None:
+            self.counts["quotes"] += table.num_rows
+        return Decoded(table, rejected, [], [])
