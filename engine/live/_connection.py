@@ -237,11 +237,12 @@ class Connection:
                 table, rejected, replies, notes = None, [
                     Rejected(source, self.frame_no, f"frame could not be parsed ({exc!r})", text)
                 ], [], []
-            for text in replies:
-                await ws.send(text)
+            full = self._add(table, rejected, now)  # the quotes first: nothing below loses them
             if notes:
                 _log_notes(notes, self.url)
-            if self._add(table, rejected, now):
+            for text in replies:
+                await ws.send(text)
+            if full:
                 await self.handoff.hand_over()
 
     def _add(self, table: pa.Table | None, rejected: list[Rejected], now: float) -> bool:
@@ -299,8 +300,10 @@ class Connection:
 
 
 def _log_notes(notes: list[Note], url: str) -> None:
+    """Log an adapter's notes (a field may not be called ``message``: the log line's own)."""
     for note in notes:
-        getattr(log, note.level)(note.message, url=url, **note.fields)
+        fields = {("text" if k == "message" else k): v for k, v in note.fields.items()}
+        getattr(log, note.level)(note.message, url=url, **fields)
 
 
 def _describe(exc: BaseException) -> str:

@@ -73,10 +73,10 @@ class Binance(Adapter):
             self._control("subscribed", "subscription answered", id=doc["id"],
                           result=doc["result"])  # fmt: skip
         elif "code" in doc and "msg" in doc:
-            self._venue_error(code=doc["code"], message=doc["msg"], id=doc.get("id"))
+            self._venue_error(code=doc["code"], text=doc["msg"], id=doc.get("id"))
         elif type(doc.get("error")) is dict:
             err = doc["error"]
-            self._venue_error(code=err.get("code"), message=err.get("msg"), id=doc.get("id"))
+            self._venue_error(code=err.get("code"), text=err.get("msg"), id=doc.get("id"))
         else:
             self._unknown(f"e={doc.get('e')}" if "e" in doc else "no type", doc)
 

@@ -77,7 +77,7 @@ class Bybit(Adapter):
         if op == "pong" or (op == "ping" and doc.get("ret_msg") == "pong"):
             self._heartbeat()
         elif doc.get("success") is False:
-            self._venue_error(op=op, message=doc.get("ret_msg"), req_id=doc.get("req_id"))
+            self._venue_error(op=op, text=doc.get("ret_msg"), req_id=doc.get("req_id"))
         elif op in ("subscribe", "unsubscribe") and doc.get("success") is True:
             self._control(op, f"{op}d", req_id=doc.get("req_id"))
         else:
@@ -103,7 +103,7 @@ class Bybit(Adapter):
                         self._reject(f"malformed level in {key}", doc)
                         return
                     if level[1] == "0" or _is_zero(level[1]):
-                        if book[i][0] == level[0]:
+                        if _same_price(book[i][0], level[0]):
                             book[i] = _EMPTY
                     else:
                         book[i] = (level[0], level[1])
@@ -131,6 +131,16 @@ def _top(levels: Any) -> tuple[Any, Any]:
             return level[0], level[1]
         return level, None
     return _EMPTY
+
+
+def _same_price(a: Any, b: Any) -> bool:
+    """The same price level, written alike or not (``"16493.5"``, ``"16493.50"``)."""
+    if a == b:
+        return True
+    try:
+        return a is not None and float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_zero(size: Any) -> bool:

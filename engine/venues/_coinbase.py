@@ -80,7 +80,7 @@ class Coinbase(Adapter):
         elif channel == "subscriptions":
             self._control("subscriptions", "subscribed", events=doc.get("events"))
         elif doc.get("type") == "error":
-            self._venue_error(message=doc.get("message"), reason=doc.get("reason"))
+            self._venue_error(text=doc.get("message"), reason=doc.get("reason"))
         else:
             self._unknown(f"channel={channel}" if channel is not None else "no type", doc)
 

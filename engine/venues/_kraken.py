@@ -66,7 +66,7 @@ class Kraken(Adapter):
             return
         method = doc.get("method")
         if method is not None and doc.get("success") is False:
-            self._venue_error(method=method, message=doc.get("error"), req_id=doc.get("req_id"))
+            self._venue_error(method=method, text=doc.get("error"), req_id=doc.get("req_id"))
         elif method == "pong":
             self._heartbeat()
         elif method in ("subscribe", "unsubscribe"):

@@ -64,7 +64,7 @@ class Okx(Adapter):
             return
         event = doc.get("event")
         if event == "error":
-            self._venue_error(code=doc.get("code"), message=doc.get("msg"))
+            self._venue_error(code=doc.get("code"), text=doc.get("msg"))
         elif event in ("subscribe", "unsubscribe"):
             self._control(event, f"{event}d", arg=doc.get("arg"))
         elif event == "notice":
