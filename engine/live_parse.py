@@ -117,24 +117,35 @@ def parse_frame(
     Every record gets ``line = frame_no``, ``arrival = received_ns`` and a NaN latency (live
     latency is ignored). Returns ``(None, rejects)`` when no object of the frame is valid.
     """
+    rows, rejected = parse_rows(data, source=source, frame_no=frame_no, max_bytes=max_bytes)
+    if not rows:
+        return None, rejected
+    return quotes_table(rows, frame_no, received_ns), rejected
+
+
+def parse_rows(
+    data: str | bytes, *, source: str, frame_no: int, max_bytes: int = 1 << 20
+) -> tuple[list[tuple], list[Rejected]]:
+    """:func:`parse_frame`'s work without the table: the frame's quotes as rows
+    ``(ticker, ns, bid, ask, bid_amount, ask_amount)``, and its rejected objects."""
     text, why = frame_text(data, max_bytes)
     if text is None:
         raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
-        return None, [Rejected(source, frame_no, why, clip_raw(raw))]
+        return [], [Rejected(source, frame_no, why, clip_raw(raw))]
     try:
         doc = _decode(text)
     except RecursionError:
-        return None, [Rejected(source, frame_no, "frame is nested too deeply", clip_raw(text))]
+        return [], [Rejected(source, frame_no, "frame is nested too deeply", clip_raw(text))]
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge integers
         reason = f"frame is not valid JSON ({exc})"
-        return None, [Rejected(source, frame_no, reason, clip_raw(text))]
+        return [], [Rejected(source, frame_no, reason, clip_raw(text))]
     if type(doc) is dict:
         items: list[Any] = [doc]
     elif type(doc) is list:
         items = doc
     else:
         reason = f"frame is not a quote object or an array of them ({json_type(doc)})"
-        return None, [Rejected(source, frame_no, reason, clip_raw(text))]
+        return [], [Rejected(source, frame_no, reason, clip_raw(text))]
 
     rows: list[tuple] = []
     rejected: list[Rejected] = []
@@ -145,9 +156,7 @@ def parse_frame(
         else:
             reason = f"{row} (object {i} of frame)"
             rejected.append(Rejected(source, frame_no, reason, raw_text(obj)))
-    if not rows:
-        return None, rejected
-    return quotes_table(rows, frame_no, received_ns), rejected
+    return rows, rejected
 
 
 def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
@@ -197,7 +206,11 @@ def _quote(obj: Any) -> tuple[str, int, float, float, float, float] | str:
     return ticker, ns, bid, ask, bid_amount, ask_amount  # type: ignore[return-value]
 
 
-def quotes_table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table:
+def quotes_table(
+    rows: list[tuple], frame_no: int | np.ndarray, received_ns: int | np.ndarray
+) -> pa.Table:
+    """``(ticker, ns, bid, ask, bid_amount, ask_amount)`` rows as a ``TABLE_SCHEMA`` table; the
+    ``line`` and ``arrival`` columns from one frame's number and receive time, or per row."""
     n = len(rows)
     tickers, stamps, *numbers = zip(*rows, strict=True)
     if n == 1:
@@ -206,14 +219,20 @@ def quotes_table(rows: list[tuple], frame_no: int, received_ns: int) -> pa.Table
         ticker = pa.array(tickers, pa.string()).dictionary_encode()
     floats = pa.array(np.array(numbers, np.float64).ravel())
     columns = [
-        pa.repeat(pa.scalar(frame_no, pa.int64()), n),
+        _int_column(frame_no, n),
         ticker,
         pa.array(np.array(stamps, np.int64)),
-        pa.repeat(pa.scalar(received_ns, pa.int64()), n),
+        _int_column(received_ns, n),
         pa.repeat(_NAN, n),
         *(floats.slice(k * n, n) for k in range(4)),
     ]
     return pa.Table.from_arrays(columns, schema=TABLE_SCHEMA)
+
+
+def _int_column(value: int | np.ndarray, n: int) -> pa.Array:
+    if isinstance(value, np.ndarray):
+        return pa.array(value.astype(np.int64, copy=False))
+    return pa.repeat(pa.scalar(value, pa.int64()), n)
 
 
 _ZERO = pa.array([0], pa.int32())

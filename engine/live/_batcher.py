@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
 import pyarrow as pa
 
+from engine.live_parse import quotes_table
 from engine.rejects import Rejected
 
 #: What the engine polls: the records of some frames (None when they were all rejected) and the
@@ -80,6 +82,10 @@ class Batcher:
         # The open batch: its tables and rejects, their count, when its first item arrived,
         # and whether its connection ended.
         self._tables: list[pa.Table] = []
+        # Rows not made into a table yet (venue adapters): the rows, and per frame its number,
+        # receive time and row count; sealed into one table in order (:meth:`_seal`).
+        self._rows: list[tuple] = []
+        self._row_frames: list[tuple[int, int, int]] = []
         self._rejects: list[Rejected] = []
         self._size = 0
         self._t0 = 0.0
@@ -103,12 +109,37 @@ class Batcher:
         if not self._size:
             self._t0 = now
         if table is not None:
+            if self._rows:
+                self._seal()
             self._tables.append(table)
             self._size += table.num_rows
         if rejected:
             self._rejects.extend(rejected)
             self._size += len(rejected)
         return self._size >= self.batch_records
+
+    def add_rows(
+        self, rows: list[tuple], frame_no: int, received_ns: int, rejected: list[Rejected],
+        now: float,
+    ) -> bool:  # fmt: skip
+        """As :meth:`add`, for a frame's quotes as rows ``(ticker, ns, bid, ask, bid_amount,
+        ask_amount)`` received as frame ``frame_no`` at ``received_ns``: they become part of
+        one table per batch (``engine.live_parse.quotes_table``)."""
+        if rows:
+            self._rows.extend(rows)
+            self._row_frames.append((frame_no, received_ns, len(rows)))
+            if not self._size:
+                self._t0 = now
+            self._size += len(rows)
+        return self.add(None, rejected, now)
+
+    def _seal(self) -> None:
+        """The pending rows as one table, after the tables before them."""
+        frames = np.array(self._row_frames, np.int64)
+        counts = frames[:, 2]
+        self._tables.append(quotes_table(self._rows, np.repeat(frames[:, 0], counts),
+                                         np.repeat(frames[:, 1], counts)))  # fmt: skip
+        self._rows, self._row_frames = [], []
 
     def disconnected(self) -> bool:
         """The connection ended: its records are due at once. Returns True when there is an
@@ -128,6 +159,8 @@ class Batcher:
             return False
         if self.stop_reading:
             self._last_rx = now
+        if self._rows:
+            self._seal()
         tables, rejected = self._tables, self._rejects
         self._tables, self._rejects, self._size, self._ended = [], [], 0, False
         if not tables:

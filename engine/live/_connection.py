@@ -48,7 +48,7 @@ from engine.live._backoff import Backoff
 from engine.live._batcher import Batcher
 from engine.live._settings import LiveSettings
 from engine.rejects import Rejected
-from engine.venues import Adapter, Note
+from engine.venues import Adapter, Decoded, Note
 
 if TYPE_CHECKING:
     from engine.live._bridge import Handoff
@@ -231,16 +231,20 @@ class Connection:
             stats["frames"] += 1
             stats["bytes"] += len(data)
             try:
-                table, rejected, replies, notes = decode(data, self.frame_no, received_ns)
+                d = decode(data, self.frame_no, received_ns)
             except Exception as exc:  # adapters are total; this is belt and braces
                 text = bytes(data[:200]).decode("utf-8", "replace")
-                table, rejected, replies, notes = None, [
-                    Rejected(source, self.frame_no, f"frame could not be parsed ({exc!r})", text)
-                ], [], []
-            full = self._add(table, rejected, now)  # the quotes first: nothing below loses them
-            if notes:
-                _log_notes(notes, self.url)
-            for text in replies:
+                reason = f"frame could not be parsed ({exc!r})"
+                d = Decoded([], self.frame_no, received_ns, None,
+                            [Rejected(source, self.frame_no, reason, text)], [], [])  # fmt: skip
+            # The quotes first: nothing below can lose them.
+            if d.rows:
+                full = self._add_rows(d.rows, received_ns, d.rejected, now)
+            else:
+                full = self._add(d.ready, d.rejected, now)
+            if d.notes:
+                _log_notes(d.notes, self.url)
+            for text in d.replies:
                 await ws.send(text)
             if full:
                 await self.handoff.hand_over()
@@ -254,6 +258,17 @@ class Connection:
         if rejected:
             self.stats["rejected"] += len(rejected)
         return self.batcher.add(table, rejected, now)
+
+    def _add_rows(
+        self, rows: list[tuple], received_ns: int, rejected: list[Rejected], now: float
+    ) -> bool:
+        """As :meth:`_add`, for a venue adapter's rows (one table per batch)."""
+        if not self.batcher.size and self._started is not None:
+            self._started.set()
+        self.stats["records"] += len(rows)
+        if rejected:
+            self.stats["rejected"] += len(rejected)
+        return self.batcher.add_rows(rows, self.frame_no, received_ns, rejected, now)
 
     def _closed_reason(self, exc: ConnectionClosed) -> str:
         """Why the connection closed; an oversized frame also becomes a reject."""

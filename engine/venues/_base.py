@@ -51,13 +51,25 @@ class Note(NamedTuple):
 
 
 class Decoded(NamedTuple):
-    """What one frame gave: quotes (None for none), rejected items, texts to send back (in
-    order), notes to log."""
+    """What one frame gave: its quotes as ``rows`` (the venue adapters) or as a ready ``table``
+    (our own format, parsed by ``parse_frame``), the rejected items, texts to send back (in
+    order) and notes to log. Rows are made into a table once per batch, not once per frame
+    (``engine.live._batcher``): a table per frame costs more than decoding the frame."""
 
-    table: pa.Table | None
+    rows: list[Row]
+    frame_no: int
+    received_ns: int
+    ready: pa.Table | None
     rejected: list[Rejected]
     replies: list[str]
     notes: list[Note]
+
+    @property
+    def table(self) -> pa.Table | None:
+        """The frame's quotes as a ``TABLE_SCHEMA`` table, or None when there are none."""
+        if self.rows:
+            return quotes_table(self.rows, self.frame_no, self.received_ns)
+        return self.ready
 
 
 class Adapter:
@@ -134,9 +146,9 @@ class Adapter:
             else:
                 self._message(doc)
         rows = self._rows
-        table = quotes_table(rows, frame_no, received_ns) if rows else None
         self.counts["quotes"] += len(rows)
-        return Decoded(table, self._rejected, self._replies, self._notes)
+        return Decoded(rows, frame_no, received_ns, None, self._rejected, self._replies,
+                       self._notes)  # fmt: skip
 
     # --- what a venue module writes ----------------------------------------------------------
 

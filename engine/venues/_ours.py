@@ -7,7 +7,7 @@ what ``python -m engine.feed`` and the venue's ``/ws/quotes`` send.
 
 from __future__ import annotations
 
-from engine.live_parse import parse_frame
+from engine.live_parse import parse_rows
 from engine.venues._base import Adapter, Decoded
 
 
@@ -18,10 +18,7 @@ class Ours(Adapter):
     needs_instruments = False
 
     def decode(self, data: str | bytes, frame_no: int, received_ns: int) -> Decoded:
-        table, rejected = parse_frame(
-            data, source=self.source, frame_no=frame_no, received_ns=received_ns,
-            max_bytes=self.max_bytes,
-        )  # fmt: skip
-        if table is not None:
-            self.counts["quotes"] += table.num_rows
-        return Decoded(table, rejected, [], [])
+        rows, rejected = parse_rows(data, source=self.source, frame_no=frame_no,
+                                    max_bytes=self.max_bytes)  # fmt: skip
+        self.counts["quotes"] += len(rows)
+        return Decoded(rows, frame_no, received_ns, None, rejected, [], [])
