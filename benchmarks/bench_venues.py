@@ -8,8 +8,8 @@ strings, or JSON numbers for Kraken, times increasing; Bybit: a snapshot per ins
 deltas changing one side; the other venues' messages carry every field the documentation
 shows, ticker statistics included), as bytes, and times ``Adapter.decode`` over all of them:
 what the live connection does per frame (UTF-8 and size check, JSON, the venue's rules, exact
-numbers) and the batching after it (one Arrow table a batch of 4,096). The process is pinned to one CPU (``--cpu``);
-the best of ``--rounds`` rounds is reported, each checked to give one quote a frame and no
+numbers) and the batching after it (one Arrow table a batch of 4,096). The process is pinned
+to one CPU (``--cpu``); the best of ``--rounds`` rounds is reported, each checked to give one quote a frame and no
 rejects. One more contender, ``ours-table-per-frame``, is our format as the live connection read
 it before (a table per frame, concatenated per batch): the same frames as ``ours``.
 """
@@ -138,7 +138,8 @@ def measure(fmt: str, frames: list[bytes], names: list[str]) -> float:
     does (``Batcher``: 4,096 records a batch, each batch one Arrow table); checks one quote a
     frame and that every record reached a batch."""
     instruments = [] if fmt in ("ours", PER_FRAME) else names
-    adapter = make_adapter("ours" if fmt == PER_FRAME else fmt, instruments, url="ws://bench/v5/public/linear", source="bench")
+    adapter = make_adapter("ours" if fmt == PER_FRAME else fmt, instruments,
+                           url="ws://bench/v5/public/linear", source="bench")  # fmt: skip
     adapter.connected()
     decode = adapter.decode
     batcher = Batcher(batch_records=4096, max_pending=1 << 30, idle_timeout=0)
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         best = min(measure(fmt, frames, names) for _ in range(args.rounds))
         size = sum(map(len, frames)) / len(frames)
         rate = len(frames) / best
-        results[fmt] = {"frames_per_s": round(rate), "us_per_frame": round(best / len(frames) * 1e6, 2),
+        us = round(best / len(frames) * 1e6, 2)
+        results[fmt] = {"frames_per_s": round(rate), "us_per_frame": us,
                         "bytes_per_frame": round(size)}  # fmt: skip
         print(f"{fmt:20} {rate:12,.0f} {best / len(frames) * 1e6:9.2f} {size:12.0f}")
     if args.json:

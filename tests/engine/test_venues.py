@@ -27,7 +27,14 @@ from engine.live import LiveSource
 from engine.timestamps import parse_timestamp
 from engine.venues import FORMATS, Decoded, make_adapter, split_pair
 from tests.support import wait_until
-from tests.support.fakevenue import FakeVenue, fill, fixture_names, frame_text, load_fixture, matches
+from tests.support.fakevenue import (
+    FakeVenue,
+    fill,
+    fixture_names,
+    frame_text,
+    load_fixture,
+    matches,
+)
 
 RECEIVED_NS = 1_764_288_000_999_000_000
 NAMES = fixture_names()

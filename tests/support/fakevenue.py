@@ -50,8 +50,9 @@ def matches(actual: Any, template: Any, ids: list[Any]) -> bool:
         return (isinstance(actual, dict) and actual.keys() == template.keys()
                 and all(matches(actual[k], v, ids) for k, v in template.items()))  # fmt: skip
     if isinstance(template, list):
+        pairs = zip(actual, template, strict=False)
         return (isinstance(actual, list) and len(actual) == len(template)
-                and all(matches(a, t, ids) for a, t in zip(actual, template, strict=True)))  # fmt: skip
+                and all(matches(a, t, ids) for a, t in pairs))  # fmt: skip
     return bool(actual == template)
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.test_venues import DROP_AFTER, expected_rows
 from tests.support import wait_until
 from tests.support.fakevenue import FakeVenue, load_fixture
 from tests.support.oracle import mid_ref, plain, stamp
 from tests.support.processor import out_args
 from tests.support.programs import Proc, run_module
-from tests.engine.test_venues import DROP_AFTER, expected_rows
 
 
 def contract_lines(rows: list[tuple]) -> tuple[list[str], list[str]]:
@@ -43,7 +43,8 @@ def test_a_venues_quotes_go_through_the_engine_to_the_processor(
         engine = Proc("engine", ["--mode", "live", "--ring", ring_name, "--state-dir", str(state),
                                  "--live-url", venue.url, "--live-format", fx["format"],
                                  "--live-symbols", ",".join(fx["instruments"]),
-                                 "--live-backoff-max", "0.2", "--wait-for-consumers", "1"])  # fmt: skip
+                                 "--live-backoff-max", "0.2",
+                                 "--wait-for-consumers", "1"])  # fmt: skip
         try:
             def written() -> bool:
                 mid, err = out / "mid.log", out / "err.log"
