@@ -10,8 +10,9 @@ shows, ticker statistics included), as bytes, and times ``Adapter.decode`` over 
 what the live connection does per frame (UTF-8 and size check, JSON, the venue's rules, exact
 numbers) and the batching after it (one Arrow table a batch of 4,096). The process is pinned
 to one CPU (``--cpu``); the best of ``--rounds`` rounds is reported, each checked to give one
-quote a frame and no rejects. One more contender, ``ours-table-per-frame``, is our format as the live connection read
-it before (a table per frame, concatenated per batch): the same frames as ``ours``.
+quote a frame and no rejects. One more contender, ``ours-table-per-frame``, is our format as
+the live connection read it before (a table per frame, concatenated per batch): the same frames
+as ``ours``.
 """
 
 from __future__ import annotations
