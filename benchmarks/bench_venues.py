@@ -163,9 +163,8 @@ def measure(fmt: str, frames: list[bytes], names: list[str]) -> float:
     elapsed = time.perf_counter() - t0
     if records != len(frames):
         raise AssertionError(f"{fmt}: {records} records batched for {len(frames)} frames")
-    if (adapter.counts["quotes"] != len(frames) and not per_frame) or sum(
-        v for k, v in adapter.counts.items() if k not in ("quotes", "no_exchange_time")
-    ):
+    other = sum(v for k, v in adapter.counts.items() if k not in ("quotes", "no_exchange_time"))
+    if other or (adapter.counts["quotes"] != len(frames) and not per_frame):
         raise AssertionError(f"{fmt}: {dict(adapter.counts)} for {len(frames)} frames")
     return elapsed
 
