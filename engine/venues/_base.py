@@ -244,6 +244,20 @@ class Adapter:
                 "venue": self.venue, "type": kind, "frame": self._frame_no,
                 "text": raw_text(doc)[:200]}))  # fmt: skip
 
+    def _objects(self, items: Any, what: str, parent: Any) -> list[dict[str, Any]]:
+        """The objects of a list field (``what``); a field that is not a list rejects
+        ``parent``, an item that is not an object is rejected alone."""
+        if type(items) is not list:
+            self._reject(f"{what} is not a list", parent)
+            return []
+        objects = []
+        for item in items:
+            if type(item) is dict:
+                objects.append(item)
+            else:
+                self._reject(f"an item of {what} is not an object", item)
+        return objects
+
     def _not_a_message(self, doc: Any) -> None:
         self._reject(f"frame is not a {self.venue} message ({json_type(doc)})", doc)
 

@@ -59,19 +59,8 @@ class Coinbase(Adapter):
         channel = doc.get("channel")
         if channel == "ticker":
             ns = rfc3339_ns(doc.get("timestamp"), "timestamp")
-            events = doc.get("events")
-            if type(events) is not list:
-                self._reject("ticker message without events", doc)
-                return
-            for event in events:
-                tickers = event.get("tickers") if type(event) is dict else None
-                if type(tickers) is not list:
-                    self._reject("ticker event without tickers", event)
-                    continue
-                for t in tickers:
-                    if type(t) is not dict:
-                        self._reject("ticker is not an object", t)
-                        continue
+            for event in self._objects(doc.get("events"), "events", doc):
+                for t in self._objects(event.get("tickers"), "tickers", event):
                     self._quote(t.get("product_id"), ns, t.get("best_bid"), t.get("best_ask"),
                                 t.get("best_bid_quantity"), t.get("best_ask_quantity"),
                                 t)  # fmt: skip

@@ -45,14 +45,7 @@ class Kraken(Adapter):
             return
         channel = doc.get("channel")
         if channel == "ticker":
-            data = doc.get("data")
-            if type(data) is not list:
-                self._reject("ticker message without data", doc)
-                return
-            for item in data:
-                if type(item) is not dict:
-                    self._reject("ticker item is not an object", item)
-                    continue
+            for item in self._objects(doc.get("data"), "data", doc):
                 stamp = item.get("timestamp")
                 ns = self._stamp() if stamp is None else rfc3339_ns(stamp, "timestamp")
                 self._quote(item.get("symbol"), ns, item.get("bid"), item.get("ask"),

@@ -54,10 +54,10 @@ class Okx(Adapter):
         if type(data) is list and type(arg) is dict:
             channel = arg.get("channel")
             if channel == "bbo-tbt":
-                for item in data:
+                for item in self._objects(data, "data", doc):
                     self._bbo(arg.get("instId"), item)
             elif channel == "tickers":
-                for item in data:
+                for item in self._objects(data, "data", doc):
                     self._ticker(item)
             else:
                 self._unknown(f"channel={channel}", doc)
@@ -74,18 +74,12 @@ class Okx(Adapter):
         else:
             self._unknown(f"event={event}" if event is not None else "no type", doc)
 
-    def _bbo(self, inst: Any, item: Any) -> None:
-        if type(item) is not dict:
-            self._reject("data item is not an object", item)
-            return
+    def _bbo(self, inst: Any, item: dict[str, Any]) -> None:
         bid, bid_size = _best(item.get("bids"))
         ask, ask_size = _best(item.get("asks"))
         self._quote(inst, ms_ns(item.get("ts"), "ts"), bid, ask, bid_size, ask_size, item)
 
-    def _ticker(self, item: Any) -> None:
-        if type(item) is not dict:
-            self._reject("data item is not an object", item)
-            return
+    def _ticker(self, item: dict[str, Any]) -> None:
         self._quote(item.get("instId"), ms_ns(item.get("ts"), "ts"), item.get("bidPx"),
                     item.get("askPx"), item.get("bidSz"), item.get("askSz"), item)  # fmt: skip
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import ringbuffer
@@ -111,6 +112,25 @@ class Proc:
         with contextlib.suppress(ProcessLookupError):
             self.p.kill()
         self.p.wait(WAIT)
+
+
+def stop_live_engine(engine: Proc, processor: Proc) -> None:
+    """SIGTERM a live engine: it ends the stream and exits 0, and so does its ``--exit-at-end``
+    processor once everything is written."""
+    engine.signal(signal.SIGTERM)
+    assert engine.wait() == 0, engine.stderr()
+    assert processor.wait() == 0, processor.stderr()
+
+
+@contextlib.contextmanager
+def cleanup(*procs: Proc) -> Iterator[None]:
+    """Kill whatever of ``procs`` is still running when the block ends (a failed test)."""
+    try:
+        yield
+    finally:
+        for p in procs:
+            if p.p.poll() is None:
+                p.kill()
 
 
 def no_segment(ring: str) -> bool:

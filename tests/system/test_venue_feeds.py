@@ -5,7 +5,6 @@ venue's quotes come out of a processor as the contract's lines, its bad quotes l
 from __future__ import annotations
 
 import csv
-import signal
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tests.support import wait_until
 from tests.support.fakevenue import FakeVenue, load_fixture
 from tests.support.oracle import mid_ref, plain, stamp
 from tests.support.processor import out_args
-from tests.support.programs import Proc, run_module
+from tests.support.programs import Proc, cleanup, run_module, stop_live_engine
 
 
 def contract_lines(rows: list[tuple]) -> tuple[list[str], list[str]]:
@@ -45,20 +44,14 @@ def test_a_venues_quotes_go_through_the_engine_to_the_processor(
                                  "--live-symbols", ",".join(fx["instruments"]),
                                  "--live-backoff-max", "0.2",
                                  "--wait-for-consumers", "1"])  # fmt: skip
-        try:
+        with cleanup(engine, processor):
             def written() -> bool:
                 mid, err = out / "mid.log", out / "err.log"
                 return (mid.exists() and len(mid.read_text().splitlines()) == len(mids)
                         and len(err.read_text().splitlines()) == len(errors))  # fmt: skip
 
             wait_until(written, f"{name}: a line per quote")
-            engine.signal(signal.SIGTERM)
-            assert engine.wait() == 0, engine.stderr()
-            assert processor.wait() == 0, processor.stderr()
-        finally:
-            for p in (engine, processor):
-                if p.p.poll() is None:
-                    p.kill()
+            stop_live_engine(engine, processor)
         assert venue.subscriptions == [1, 2]
     assert (out / "mid.log").read_text().splitlines() == mids
     assert (out / "err.log").read_text().splitlines() == errors

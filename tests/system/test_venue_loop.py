@@ -4,7 +4,6 @@ and a processor writing the venue's mid prices (contract sections 1, 3 and 6).""
 from __future__ import annotations
 
 import json
-import signal
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from websockets.sync.client import connect
 from tests.support import WAIT, wait_until
 from tests.support.oracle import mid_ref, parse_ts, plain, stamp
 from tests.support.processor import out_args
-from tests.support.programs import Proc
+from tests.support.programs import Proc, stop_live_engine
 from tests.support.venue import VenueProc
 
 ORDERS = [  # each changes a top: one-sided books first (invalid quotes), then two-sided ones
@@ -73,9 +72,7 @@ def test_the_venues_quotes_replayed_live_give_its_mid_prices(
             return len(lines[0]) == len(mids) and len(lines[1]) == greeting + len(errors)
 
         wait_until(written, "the processor to write a line per quote")
-        engine.signal(signal.SIGTERM)
-        assert engine.wait() == 0, engine.stderr()
-        assert processor.wait() == 0, processor.stderr()
+        stop_live_engine(engine, processor)
     finally:
         for p in (engine, processor):
             if p.p.poll() is None:
