@@ -254,6 +254,12 @@ class Engine:
             "slowest_lag": lag,
             "rejected": self.rejects.count,
         }
+        live = self._sources.get(Mode.LIVE)
+        if self.mode is Mode.LIVE and live is not None:
+            counts = getattr(live, "stats", {})
+            shown = ("frames", "connects")
+            fields.update({f"live_{k}": v for k, v in counts.items()
+                           if k in shown or (k.startswith("venue_") and v)})  # fmt: skip
         fields.update(self.lateness())
         return fields
 

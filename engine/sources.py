@@ -136,6 +136,11 @@ class TableSource:
     def stop(self) -> None:
         self._inner.stop()
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """The inner source's counters (``LiveSource.stats``), for the engine's stats line."""
+        return dict(getattr(self._inner, "stats", {}))
+
     def poll(self, timeout: float) -> SourceBatch | None:
         table, rejected = self._inner.poll(timeout)
         if table is None:
