@@ -1,0 +1,137 @@
+"""What a recording is, without I/O: quotes as CSV rows of the historical layout, rotation,
+and the per-file statistics (``python -m engine.record`` does the files and the feed).
+
+A record becomes one line of the historical layout (contract section 1)::
+
+    ,index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount,latency
+    0,0,2025-11-28 00:00:00.120000000,BTC-USDT-SWAP@BINANCE,0.004,91234.2,91234.1,1.503,3.52
+
+- the unnamed first column counts the rows of the file from 0 (as pandas writes it), ``index``
+  the records of the recording run from 0;
+- ``timestamp`` is the exchange's time of the quote, UTC, with 9 fraction digits (exact: from
+  the integer nanoseconds);
+- prices and amounts are the shortest decimals that read back as the same float64 (``repr``),
+  which is what the live source published; an amount the venue did not send is an empty field;
+- ``latency`` is the local receive time minus the exchange's time, in milliseconds, written
+  exactly from the integer nanoseconds (``3520417`` ns → ``3.520417``). The receive time is the
+  system's realtime clock (``time.time_ns()`` when the frame was read, the same ``arrival`` the
+  live source stamps). A negative latency (the two clocks are not synchronised) is written as it
+  is and counted; the engine's historical replay rejects such a row (contract section 1), and
+  counts and records it.
+
+>>> latency_text(3_520_417), latency_text(2_000_000), latency_text(-500_000), latency_text(7)
+('3.520417', '2', '-0.5', '0.000007')
+>>> timestamp_text(1_764_288_000_120_000_000)
+'2025-11-28 00:00:00.120000000'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+HEADER = ",index,timestamp,ticker,ask_amount,ask_price,bid_price,bid_amount,latency\n"
+_NS_PER_MS = 1_000_000
+
+
+def latency_text(ns: int) -> str:
+    """``ns`` nanoseconds as milliseconds, the exact plain decimal (no trailing zeros)."""
+    sign = "-" if ns < 0 else ""
+    whole, frac = divmod(abs(int(ns)), _NS_PER_MS)
+    if not frac:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:06d}".rstrip("0")
+
+
+def timestamp_text(ns: int) -> str:
+    """UTC nanoseconds as ``YYYY-MM-DD HH:MM:SS.fffffffff``."""
+    return str(np.datetime64(int(ns), "ns")).replace("T", " ")
+
+
+def _number(x: float) -> str:
+    return "" if x != x else repr(x)
+
+
+def _ticker(text: str) -> str:
+    """A CSV field: quoted (quotes doubled) when it holds a comma, a quote or a line break."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def render(table: pa.Table, first_row: int, first_index: int) -> tuple[bytes, np.ndarray]:
+    """The lines of ``table``'s records (``engine.historical.TABLE_SCHEMA`` columns) and their
+    latencies in ns; rows are numbered from ``first_row``, records from ``first_index``."""
+    stamps = table.column("timestamp").to_numpy().astype(np.int64, copy=False)
+    arrival = table.column("arrival").to_numpy().astype(np.int64, copy=False)
+    latency = arrival - stamps
+    times = np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="ns")
+    tickers = table.column("ticker").to_pylist()
+    cols = [table.column(c).to_pylist()
+            for c in ("ask_amount", "ask_price", "bid_price", "bid_amount")]  # fmt: skip
+    lines = []
+    for i, (ts, ticker, ask_amount, ask, bid, bid_amount, lat) in enumerate(
+        zip(times, tickers, *cols, latency.tolist(), strict=True)
+    ):
+        lines.append(
+            f"{first_row + i},{first_index + i},{ts[:10]} {ts[11:]},{_ticker(ticker)},"
+            f"{_number(ask_amount)},{_number(ask)},{_number(bid)},{_number(bid_amount)},"
+            f"{latency_text(lat)}\n"
+        )
+    return "".join(lines).encode("utf-8"), latency
+
+
+@dataclass
+class FileStats:
+    """What one file of a recording holds: rows, distinct tickers, latencies (ns)."""
+
+    rows: int = 0
+    tickers: set[str] = field(default_factory=set)
+    latencies: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, table: pa.Table, latency: np.ndarray) -> None:
+        self.rows += table.num_rows
+        self.tickers.update(table.column("ticker").unique().to_pylist())
+        self.latencies.append(latency)
+
+    def summary(self) -> dict[str, object]:
+        """rows, tickers, and the latency's min, p50, p99, max in ms (recorded values, exact)
+        and how many were negative."""
+        out: dict[str, object] = {"rows": self.rows, "tickers": len(self.tickers)}
+        if self.rows:
+            lat = np.concatenate(self.latencies)
+            q = np.quantile(lat, [0.0, 0.5, 0.99, 1.0], method="inverted_cdf")
+            for name, value in zip(("min", "p50", "p99", "max"), q.tolist(), strict=True):
+                out[f"latency_ms_{name}"] = latency_text(int(value))
+            out["negative_latency"] = int((lat < 0).sum())
+        return out
+
+
+class Rotation:
+    """When a file is full: after ``rows`` rows, or once records arrive ``minutes`` after the
+    file's first one (wall clock of their arrival), whichever is set.
+
+    >>> r = Rotation(rows=3)
+    >>> r.take(np.array([5, 6, 7]), rows_in_file=1, file_started_ns=0)
+    2
+    >>> m = Rotation(minutes=1)
+    >>> m.take(np.array([0, 59 * 10**9, 60 * 10**9]), rows_in_file=0, file_started_ns=None)
+    2
+    """
+
+    def __init__(self, *, rows: int | None = None, minutes: float | None = None) -> None:
+        if (rows is None) == (minutes is None):
+            raise ValueError("rotate by rows or by minutes, one of them")
+        self.rows = rows
+        self.span_ns = None if minutes is None else round(minutes * 60e9)
+
+    def take(self, arrivals: np.ndarray, *, rows_in_file: int, file_started_ns: int | None) -> int:
+        """How many of the records arriving at ``arrivals`` (ascending) the current file takes;
+        0: rotate first (a new file, ``file_started_ns`` None, always takes at least one)."""
+        if self.rows is not None:
+            return min(max(self.rows - rows_in_file, 0), len(arrivals))
+        assert self.span_ns is not None
+        start = int(arrivals[0]) if file_started_ns is None else file_started_ns
+        return int(np.searchsorted(arrivals, start + self.span_ns, side="left"))
