@@ -48,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", required=True, metavar="DIR", help="the folder of the recording")
     rotate = p.add_mutually_exclusive_group()
     rotate.add_argument("--rotate-rows", type=int, metavar="N",
-                        help=f"a new file every N rows (default {DEFAULT_ROTATE_ROWS})")  # fmt: skip
+                        help=f"a new file every N rows (default {DEFAULT_ROTATE_ROWS})")
     rotate.add_argument("--rotate-minutes", type=float, metavar="M",
                         help="a new file every M minutes of arrival time")  # fmt: skip
     args = p.parse_args(argv)

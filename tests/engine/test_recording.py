@@ -51,9 +51,11 @@ def test_rows_are_the_historical_layout_with_the_measured_latency() -> None:
     data, latency = render(t, first_row=7, first_index=100)
     assert latency.tolist() == [3_520_417, -500_000]
     rows = list(csv.DictReader(io.StringIO(HEADER + data.decode())))
-    assert rows[0] == {"": "7", "index": "100", "timestamp": "2025-11-28 00:00:00.120000000",
-                       "ticker": "BTC-USDT@OKEX", "ask_amount": "0.004", "ask_price": "91234.2",
-                       "bid_price": "91234.1", "bid_amount": "1.503", "latency": "3.520417"}  # fmt: skip
+    assert rows[0] == {
+        "": "7", "index": "100", "timestamp": "2025-11-28 00:00:00.120000000",
+        "ticker": "BTC-USDT@OKEX", "ask_amount": "0.004", "ask_price": "91234.2",
+        "bid_price": "91234.1", "bid_amount": "1.503", "latency": "3.520417",
+    }  # fmt: skip
     assert rows[1]["ticker"] == 'ODD,"NAME"@X' and rows[1]["latency"] == "-0.5"
     assert (rows[1]["bid_price"], rows[1]["ask_price"]) == ("3.9e-08", "4e-08")
     assert float(rows[1]["bid_price"]) == 3.9e-08  # reads back as the same float64
