@@ -2,6 +2,7 @@
 
     python -m engine.record --live-url URL [--live-format F] [--live-symbols A,B] --out DIR
                             [--rotate-rows N | --rotate-minutes M]
+    python -m engine.record --ring NAME [--name record] [--exit-at-end] --out DIR ...
 
 The feed is read by the engine's own live source (``engine.live``: any ``--live-format``, the
 same reconnects, heartbeats and rejects), over a connection of its own. Each record becomes a
@@ -16,11 +17,20 @@ into the page cache); files are fsynced every second, at each rotation and at th
 folder after a file is created. After a power loss a file may end in a torn row, which the
 engine's reader rejects and records like any bad row. A run never appends to an earlier
 file. SIGINT/SIGTERM: what was received is written and synced, exit 0.
+
+With ``--ring`` it records a running engine's live records instead, as a consumer of its ring
+(named ``--name``): no second connection to the feed, the very records the processors get.
+Historical records in the ring (a replay) are skipped and counted. ``index`` is then the
+engine's ``seq``, files are named ``<name>-<run start>-<NNNN>.csv``, and the ring position is
+committed only once the rows before it are synced: a recorder restarted after a crash resumes
+past the last ``seq`` its files hold (the stream's tag is kept in ``.record-<name>.json``), so
+every live record is recorded once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -28,12 +38,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+import ringbuffer
 from common.cli import Parser, StopFlag, UsageError, run_program
+from common.fsio import atomic_write
 from common.log import bridge_stdlib, get_logger
+from common.schema import Mode
 from engine.cli import add_live_arguments, check_live, live_settings
-from engine.recording import HEADER, FileStats, Rotation, render
+from engine.recording import HEADER, FileStats, Rotation, last_index, ns_column, render
 from engine.rejects import Rejected, RejectLog
 
 PROG = "python -m engine.record"
@@ -51,6 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"a new file every N rows (default {DEFAULT_ROTATE_ROWS})")
     rotate.add_argument("--rotate-minutes", type=float, metavar="M",
                         help="a new file every M minutes of arrival time")  # fmt: skip
+    p.add_argument("--ring", metavar="NAME", help="record the live records of a running "
+                   "engine's ring instead of connecting to the feed")  # fmt: skip
+    p.add_argument("--name", default="record", metavar="NAME",
+                   help="with --ring: the consumer name (default record)")  # fmt: skip
+    p.add_argument("--exit-at-end", action="store_true",
+                   help="with --ring: exit 0 once the engine has ended the stream")
     args = p.parse_args(argv)
     if args.rotate_rows is not None and args.rotate_rows < 1:
         p.error(f"--rotate-rows takes a whole number >= 1, not {args.rotate_rows}")
@@ -62,11 +83,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 class Recorder:
     """The files of one recording run in ``folder`` (module docstring)."""
 
-    def __init__(self, folder: Path, rotation: Rotation, stats: Any = dict) -> None:
+    def __init__(
+        self, folder: Path, rotation: Rotation, stats: Any = dict, prefix: str = "quotes"
+    ) -> None:
         self.folder = folder
         self.rotation = rotation
         self.source_stats = stats  # what the stats line adds (the live source's counters)
-        self.run_name = time.strftime("quotes-%Y%m%dT%H%M%SZ", time.gmtime())
+        self.run_name = prefix + time.strftime("-%Y%m%dT%H%M%SZ", time.gmtime())
         self.files = 0
         self.records = 0
         self._fd: int | None = None
@@ -76,9 +99,10 @@ class Recorder:
         self._stats = FileStats()
         self._synced = time.monotonic()
 
-    def write(self, table: pa.Table) -> None:
-        """Append the records of ``table`` (``TABLE_SCHEMA``), rotating as told."""
-        arrivals = table.column("arrival").to_numpy()
+    def write(self, table: pa.Table, seq: np.ndarray | None = None) -> None:
+        """Append the records of ``table`` (``TABLE_SCHEMA`` or the ring's columns), rotating
+        as told; ``seq``: their ``index`` (else the run's record count)."""
+        arrivals = ns_column(table.column("arrival"))
         done = 0
         while done < table.num_rows:
             take = 0
@@ -89,16 +113,21 @@ class Recorder:
                 self._next_file(int(arrivals[done]))
                 continue
             part = table.slice(done, take)
-            data, latency = render(part, self._rows, self.records)
+            index = self.records if seq is None else seq[done : done + take]
+            data, latency = render(part, self._rows, index)
             self._write_all(data)
             self._rows += take
             self.records += take
             self._stats.add(part, latency)
             done += take
-        if time.monotonic() - self._synced >= FSYNC_EVERY:
+        if self.sync_due():
             self.sync()
 
+    def sync_due(self) -> bool:
+        return time.monotonic() - self._synced >= FSYNC_EVERY
+
     def sync(self) -> None:
+        """Make every row written so far durable."""
         if self._fd is not None:
             os.fsync(self._fd)
         self._synced = time.monotonic()
@@ -140,9 +169,8 @@ class Recorder:
 
 
 def run(args: argparse.Namespace, stop: StopFlag) -> int:
-    check_live(args)
-    from engine.live import LiveSource  # websockets and asyncio: after the checks
-
+    if args.ring is None:
+        check_live(args)
     folder = Path(args.out)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder}: exists and is not a folder")
@@ -154,6 +182,10 @@ def run(args: argparse.Namespace, stop: StopFlag) -> int:
         rotation = Rotation(minutes=args.rotate_minutes)
     else:
         rotation = Rotation(rows=args.rotate_rows or DEFAULT_ROTATE_ROWS)
+    if args.ring is not None:
+        return run_ring(args, stop, folder, rotation)
+    from engine.live import LiveSource  # websockets and asyncio: only for a feed
+
     try:
         source = LiveSource(args.live_url, **live_settings(args))
     except ValueError as exc:
@@ -183,6 +215,63 @@ def run(args: argparse.Namespace, stop: StopFlag) -> int:
         recorder.close()
         rejects.close()
     log.info("stopped", records=recorder.records, files=recorder.files, rejected=rejects.count)
+    return 0
+
+
+def run_ring(args: argparse.Namespace, stop: StopFlag, folder: Path, rotation: Rotation) -> int:
+    """Record the live records of ring ``args.ring`` (module docstring)."""
+    state_path = folder / f".record-{args.name}.json"
+    tag = watermark = None
+    if state_path.exists():
+        tag = json.loads(state_path.read_bytes())["tag"]
+        for path in sorted(folder.glob(f"{args.name}-*.csv"), reverse=True):
+            watermark = last_index(str(path))  # the newest file with a row
+            if watermark is not None:
+                break
+    consumer = ringbuffer.ResumingConsumer(
+        args.ring, args.name, release="commit", stop=lambda: stop.requested, sleep=stop.sleep,
+        attach_poll=0.05, watermark=watermark, tag=tag if watermark is not None else None,
+    )  # fmt: skip
+    skipped = 0
+    recorder = Recorder(folder, rotation, lambda: {"historical_skipped": skipped},
+                        prefix=args.name)  # fmt: skip
+    log.info("recording", ring=args.ring, name=args.name, out=str(folder), resume_after=watermark)
+    token = None
+    try:
+        while not stop.requested:
+            got = consumer.read(timeout=0.1)
+            if got is None:
+                if consumer.ended and args.exit_at_end:
+                    break
+                if token is not None and recorder.sync_due():
+                    recorder.sync()
+                    consumer.commit(token)
+                    token = None
+                continue
+            if got.gap is not None:
+                log.error("the ring skipped records", first_missing=got.gap.first_missing,
+                          count=got.gap.count)  # fmt: skip
+            batch = got.batch
+            live = pc.equal(batch.column("mode"), int(Mode.LIVE))
+            rows = batch.filter(live)
+            skipped += batch.num_rows - rows.num_rows
+            if rows.num_rows:
+                if got.tag != tag:
+                    atomic_write(state_path, json.dumps({"tag": got.tag}).encode())
+                    tag = got.tag
+                seq = rows.column("seq").to_numpy().astype(np.int64)
+                recorder.write(pa.Table.from_batches([rows]), seq)
+            token = got.token
+            if recorder.sync_due():  # commit only what is durable
+                recorder.sync()
+                consumer.commit(token)
+                token = None
+    finally:
+        recorder.close()  # syncs
+        if token is not None:
+            consumer.commit(token)
+        consumer.close()
+    log.info("stopped", records=recorder.records, files=recorder.files, historical_skipped=skipped)
     return 0
 
 

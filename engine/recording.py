@@ -61,26 +61,54 @@ def _ticker(text: str) -> str:
     return text
 
 
-def render(table: pa.Table, first_row: int, first_index: int) -> tuple[bytes, np.ndarray]:
-    """The lines of ``table``'s records (``engine.historical.TABLE_SCHEMA`` columns) and their
-    latencies in ns; rows are numbered from ``first_row``, records from ``first_index``."""
-    stamps = table.column("timestamp").to_numpy().astype(np.int64, copy=False)
-    arrival = table.column("arrival").to_numpy().astype(np.int64, copy=False)
+def render(
+    table: pa.Table, first_row: int, index: int | np.ndarray
+) -> tuple[bytes, np.ndarray]:
+    """The lines of ``table``'s records (``engine.historical.TABLE_SCHEMA`` columns, or the
+    ring's) and their latencies in ns; rows are numbered from ``first_row``, the ``index``
+    column counts from ``index`` or is given per record (the engine's ``seq``)."""
+    stamps = ns_column(table.column("timestamp"))
+    arrival = ns_column(table.column("arrival"))
     latency = arrival - stamps
     times = np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="ns")
     tickers = table.column("ticker").to_pylist()
     cols = [table.column(c).to_pylist()
             for c in ("ask_amount", "ask_price", "bid_price", "bid_amount")]  # fmt: skip
+    n = table.num_rows
+    indexes = (index.tolist() if isinstance(index, np.ndarray)
+               else range(index, index + n))  # fmt: skip
     lines = []
-    for i, (ts, ticker, ask_amount, ask, bid, bid_amount, lat) in enumerate(
-        zip(times, tickers, *cols, latency.tolist(), strict=True)
+    for i, (k, ts, ticker, ask_amount, ask, bid, bid_amount, lat) in enumerate(
+        zip(indexes, times, tickers, *cols, latency.tolist(), strict=True)
     ):
         lines.append(
-            f"{first_row + i},{first_index + i},{ts[:10]} {ts[11:]},{_ticker(ticker)},"
+            f"{first_row + i},{k},{ts[:10]} {ts[11:]},{_ticker(ticker)},"
             f"{_number(ask_amount)},{_number(ask)},{_number(bid)},{_number(bid_amount)},"
             f"{latency_text(lat)}\n"
         )
     return "".join(lines).encode("utf-8"), latency
+
+
+def ns_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Nanoseconds as int64, from an int64 column or an Arrow timestamp (the ring's)."""
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    return np.asarray(column.to_numpy(), dtype=np.int64)
+
+
+def last_index(path: str) -> int | None:
+    """The ``index`` of the last whole row of a recording file, or None when it has none."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(size - 65536, 0))
+        tail = f.read()
+    lines = tail.split(b"\n")[:-1]  # what follows the last line feed is not a whole row
+    for line in reversed(lines):
+        fields = line.split(b",", 2)
+        if len(fields) == 3 and fields[1].isdigit():
+            return int(fields[1])
+    return None
 
 
 @dataclass

@@ -19,10 +19,10 @@ HEADER = ["", "index", "timestamp", "ticker", "ask_amount", "ask_price", "bid_pr
           "bid_amount", "latency"]  # fmt: skip
 
 
-def rows_of(folder: Path) -> list[dict[str, str]]:
+def rows_of(folder: Path, prefix: str = "quotes") -> list[dict[str, str]]:
     """Every row of the recording's files, in file order; checks each file is whole."""
     rows: list[dict[str, str]] = []
-    for path in sorted(folder.glob("quotes-*.csv")):
+    for path in sorted(folder.glob(f"{prefix}-*.csv")):
         data = path.read_bytes()
         assert data.endswith(b"\n"), f"{path.name} ends in a torn row"
         with open(path, newline="") as f:
@@ -34,8 +34,8 @@ def rows_of(folder: Path) -> list[dict[str, str]]:
     return rows
 
 
-def count_rows(folder: Path) -> int:
-    return sum(max(p.read_bytes().count(b"\n") - 1, 0) for p in folder.glob("quotes-*.csv"))
+def count_rows(folder: Path, prefix: str = "quotes") -> int:
+    return sum(max(p.read_bytes().count(b"\n") - 1, 0) for p in folder.glob(f"{prefix}-*.csv"))
 
 
 def record(url: str, out: Path, *extra: str) -> Proc:
@@ -142,3 +142,37 @@ def test_an_out_that_is_a_file_exits_2(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("")
     done = run_module("engine.record", "--out", str(tmp_path / "f"))
     assert done.returncode == 2 and "exists and is not a folder" in done.stderr, done.stderr
+
+
+def test_from_the_ring_every_live_record_once_across_a_kill_9_of_the_recorder(
+    tmp_path: Path, ring_name: str
+) -> None:
+    out = tmp_path / "rec"
+    with QuoteServer() as server:
+        engine = Proc("engine", ["--mode", "live", "--live-url", server.url, "--ring", ring_name,
+                                 "--state-dir", str(tmp_path / "state"),
+                                 "--wait-for-consumers", "1"])  # fmt: skip
+        ring_args = ["--ring", ring_name, "--name", "rec", "--out", str(out), "--exit-at-end",
+                     "--rotate-rows", "100"]  # fmt: skip
+        first = Proc("engine.record", ring_args)
+        with cleanup(engine, first):
+            wait_until(lambda: count_rows(out, "rec") >= 300, "300 rows recorded from the ring")
+            first.signal(signal.SIGKILL)  # rows written but maybe not committed: not twice
+            first.wait()
+            second = Proc("engine.record", ring_args)
+            with cleanup(second):
+                second.wait_log(r" record recording ")
+                wait_until(lambda: count_rows(out, "rec") >= 600,
+                           "600 rows recorded across the restart")  # fmt: skip
+                server.pause()
+                sent = len(server.sent)
+                wait_until(lambda: count_rows(out, "rec") == sent, "every quote sent recorded")
+                engine.signal(signal.SIGTERM)  # the end of the stream: the recorder exits
+                assert engine.wait() == 0, engine.stderr()
+                assert second.wait() == 0, second.stderr()
+    rows = rows_of(out, "rec")
+    assert [int(r["index"]) for r in rows] == list(range(sent)), "each seq once, in order"
+    assert [(r["ticker"], r["timestamp"]) for r in rows] == [
+        (t, _stamp(ns)) for t, ns in server.sent]  # fmt: skip
+    assert all(float(r["latency"]) > 0 for r in rows)
+    assert all(p.name.startswith("rec-") for p in out.glob("*.csv"))

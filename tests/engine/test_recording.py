@@ -48,7 +48,7 @@ def test_rows_are_the_historical_layout_with_the_measured_latency() -> None:
         (1, "BTC-USDT@OKEX", T0, T0 + 3_520_417, NAN, 91234.1, 91234.2, 1.503, 0.004),
         (2, 'ODD,"NAME"@X', T0, T0 - 500_000, NAN, 3.9e-08, 4e-08, NAN, NAN),
     ])  # fmt: skip
-    data, latency = render(t, first_row=7, first_index=100)
+    data, latency = render(t, first_row=7, index=100)
     assert latency.tolist() == [3_520_417, -500_000]
     rows = list(csv.DictReader(io.StringIO(HEADER + data.decode())))
     assert rows[0] == {
