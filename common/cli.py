@@ -21,6 +21,7 @@ runtime failure. This module is that rule, written once:
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -120,6 +121,19 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
         return asyncio.new_event_loop
     return uvloop.new_event_loop
+
+
+_CONSUMER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def check_consumer_name(name: str, flag: str = "--name") -> str:
+    """A ring consumer's name, safe in file names too; a UsageError saying what to use."""
+    if not _CONSUMER_NAME.fullmatch(name):
+        raise UsageError(
+            f"{flag} {name!r}: use 1-32 letters, digits, '_', '.' or '-', starting with "
+            "a letter or digit"
+        )
+    return name
 
 
 def check_ws_url(url: str, flag: str) -> str:

@@ -43,11 +43,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import ringbuffer
-from common.cli import Parser, StopFlag, UsageError, run_program
+from common.cli import Parser, StopFlag, UsageError, check_consumer_name, run_program
 from common.fsio import atomic_write
 from common.log import bridge_stdlib, get_logger
 from common.schema import Mode
-from engine.cli import add_live_arguments, check_live, live_settings
+from engine.cli import add_live_arguments, check_live, live_settings, ring_name
 from engine.recording import HEADER, FileStats, Rotation, last_index, ns_column, render
 from engine.rejects import Rejected, RejectLog
 
@@ -66,8 +66,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"a new file every N rows (default {DEFAULT_ROTATE_ROWS})")
     rotate.add_argument("--rotate-minutes", type=float, metavar="M",
                         help="a new file every M minutes of arrival time")  # fmt: skip
-    p.add_argument("--ring", metavar="NAME", help="record the live records of a running "
-                   "engine's ring instead of connecting to the feed")  # fmt: skip
+    p.add_argument("--ring", type=ring_name, metavar="NAME", help="record the live records "
+                   "of a running engine's ring instead of connecting to the feed")  # fmt: skip
     p.add_argument("--name", default="record", metavar="NAME",
                    help="with --ring: the consumer name (default record)")  # fmt: skip
     p.add_argument("--exit-at-end", action="store_true",
@@ -171,6 +171,8 @@ class Recorder:
 def run(args: argparse.Namespace, stop: StopFlag) -> int:
     if args.ring is None:
         check_live(args)
+    else:
+        check_consumer_name(args.name)
     folder = Path(args.out)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder}: exists and is not a folder")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cli import UsageError
+from common.cli import UsageError, check_consumer_name
 from processor import state as statefile
 
 DEFAULT_THRESHOLD = 20.0
 THRESHOLD_ENV = "LATENCY_THRESHOLD"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -71,11 +69,7 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
         ringbuffer.check_name(args.ring)
     except ValueError as exc:
         raise UsageError(f"--ring: {exc}") from exc
-    if not _NAME.fullmatch(args.name):
-        raise UsageError(
-            f"--name {args.name!r}: use 1-32 letters, digits, '_', '.' or '-', starting with "
-            "a letter or digit"
-        )
+    check_consumer_name(args.name)
     mid_log, error_log = Path(args.mid_log), Path(args.error_log)
     state = Path(args.state) if args.state else statefile.default_path(mid_log, args.name)
     parquet = Path(args.parquet) if args.parquet else None
