@@ -24,7 +24,8 @@ Historical records in the ring (a replay) are skipped and counted. ``index`` is 
 engine's ``seq``, files are named ``<name>-<run start>-<NNNN>.csv``, and the ring position is
 committed only once the rows before it are synced: a recorder restarted after a crash resumes
 past the last ``seq`` its files hold (the stream's tag is kept in ``.record-<name>.json``), so
-every live record is recorded once.
+every live record is recorded once. A new stream (an engine with a new state folder: ``seq``
+starts over) starts a new file.
 """
 
 from __future__ import annotations
@@ -258,7 +259,10 @@ def run_ring(args: argparse.Namespace, stop: StopFlag, folder: Path, rotation: R
             rows = batch.filter(live)
             skipped += batch.num_rows - rows.num_rows
             if rows.num_rows:
-                if got.tag != tag:
+                if got.tag != tag:  # a new stream (its seq starts over): a file of its own
+                    if tag is not None:
+                        log.info("new stream: new file", tag=got.tag, previous=tag)
+                        recorder.close()
                     atomic_write(state_path, json.dumps({"tag": got.tag}).encode())
                     tag = got.tag
                 seq = rows.column("seq").to_numpy().astype(np.int64)

@@ -176,3 +176,29 @@ def test_from_the_ring_every_live_record_once_across_a_kill_9_of_the_recorder(
         (t, _stamp(ns)) for t, ns in server.sent]  # fmt: skip
     assert all(float(r["latency"]) > 0 for r in rows)
     assert all(p.name.startswith("rec-") for p in out.glob("*.csv"))
+
+
+def test_from_the_ring_a_new_stream_starts_a_new_file(tmp_path: Path, ring_name: str) -> None:
+    out = tmp_path / "rec"
+    with QuoteServer() as server:
+        rec = Proc("engine.record", ["--ring", ring_name, "--name", "rec", "--out", str(out)])
+        with cleanup(rec):
+            for stream in ("a", "b"):  # two engines, two state folders: two streams
+                engine = Proc("engine", ["--mode", "live", "--live-url", server.url,
+                                         "--ring", ring_name, "--wait-for-consumers", "1",
+                                         "--state-dir", str(tmp_path / stream)])  # fmt: skip
+                with cleanup(engine):
+                    before = count_rows(out, "rec")
+                    wait_until(lambda b=before: count_rows(out, "rec") >= b + 50,
+                               f"stream {stream}: 50 rows")  # fmt: skip
+                    engine.signal(signal.SIGTERM)
+                    assert engine.wait() == 0, engine.stderr()
+            wait_until(lambda: "new stream: new file" in rec.stderr(), "a file for stream b")
+            rec.signal(signal.SIGTERM)
+            assert rec.wait() == 0, rec.stderr()
+    files = sorted(out.glob("rec-*.csv"))
+    assert len(files) == 2
+    for path in files:
+        with open(path, newline="") as f:
+            indexes = [int(r["index"]) for r in csv.DictReader(f)]
+        assert indexes == list(range(len(indexes))), path.name
