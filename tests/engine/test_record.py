@@ -188,9 +188,12 @@ def test_from_the_ring_a_new_stream_starts_a_new_file(tmp_path: Path, ring_name:
                                          "--ring", ring_name, "--wait-for-consumers", "1",
                                          "--state-dir", str(tmp_path / stream)])  # fmt: skip
                 with cleanup(engine):
-                    before = count_rows(out, "rec")
-                    wait_until(lambda b=before: count_rows(out, "rec") >= b + 50,
-                               f"stream {stream}: 50 rows")  # fmt: skip
+                    want = count_rows(out, "rec") + 50
+
+                    def fifty_more(want: int = want) -> bool:
+                        return count_rows(out, "rec") >= want
+
+                    wait_until(fifty_more, f"stream {stream}: 50 rows")
                     engine.signal(signal.SIGTERM)
                     assert engine.wait() == 0, engine.stderr()
             wait_until(lambda: "new stream: new file" in rec.stderr(), "a file for stream b")
