@@ -111,29 +111,67 @@ def last_index(path: str) -> int | None:
     return None
 
 
+#: Latencies a file's statistics keep (8 MB); beyond, a uniform sample of this many.
+SAMPLE = 1 << 20
+
+
 @dataclass
 class FileStats:
-    """What one file of a recording holds: rows, distinct tickers, latencies (ns)."""
+    """What one file of a recording holds: rows, distinct tickers, latencies (ns).
+
+    Memory is bounded whatever the rotation: min, max and the count of negative latencies are
+    exact; the quantiles come from every latency up to :data:`SAMPLE` rows, and from a uniform
+    reservoir sample of that many beyond (the summary says ``latency_sampled``).
+    """
 
     rows: int = 0
     tickers: set[str] = field(default_factory=set)
-    latencies: list[np.ndarray] = field(default_factory=list)
+    sample: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    low: int | None = None
+    high: int | None = None
+    negative: int = 0
+    cap: int = SAMPLE
+    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def add(self, table: pa.Table, latency: np.ndarray) -> None:
-        self.rows += table.num_rows
         self.tickers.update(table.column("ticker").unique().to_pylist())
-        self.latencies.append(latency)
+        if len(latency):
+            lo, hi = int(latency.min()), int(latency.max())
+            self.low = lo if self.low is None else min(self.low, lo)
+            self.high = hi if self.high is None else max(self.high, hi)
+            self.negative += int((latency < 0).sum())
+            self._keep(np.asarray(latency, np.int64))
+        self.rows += table.num_rows
+
+    def _keep(self, latency: np.ndarray) -> None:
+        """Algorithm R: the row of index i (from 0 over the file) replaces a random slot with
+        probability cap / (i + 1). ``self.rows`` is still the count before this batch."""
+        first = self.rows
+        room = self.cap - len(self.sample)
+        if room > 0:
+            taken = latency[:room]
+            self.sample = np.concatenate([self.sample, taken])
+            latency, first = latency[room:], first + len(taken)
+        if not len(latency):
+            return
+        index = np.arange(first, first + len(latency))
+        slot = self._rng.integers(0, index + 1)
+        hit = slot < self.cap
+        self.sample[slot[hit]] = latency[hit]
 
     def summary(self) -> dict[str, object]:
-        """rows, tickers, and the latency's min, p50, p99, max in ms (recorded values, exact)
-        and how many were negative."""
+        """rows, tickers, and the latency's min, p50, p99, max in ms (recorded values) and how
+        many were negative."""
         out: dict[str, object] = {"rows": self.rows, "tickers": len(self.tickers)}
-        if self.rows:
-            lat = np.concatenate(self.latencies)
-            q = np.quantile(lat, [0.0, 0.5, 0.99, 1.0], method="inverted_cdf")
-            for name, value in zip(("min", "p50", "p99", "max"), q.tolist(), strict=True):
-                out[f"latency_ms_{name}"] = latency_text(int(value))
-            out["negative_latency"] = int((lat < 0).sum())
+        if self.rows and self.low is not None and self.high is not None:
+            q = np.quantile(self.sample, [0.5, 0.99], method="inverted_cdf").tolist()
+            out["latency_ms_min"] = latency_text(self.low)
+            out["latency_ms_p50"] = latency_text(int(q[0]))
+            out["latency_ms_p99"] = latency_text(int(q[1]))
+            out["latency_ms_max"] = latency_text(self.high)
+            out["negative_latency"] = self.negative
+            if self.rows > self.cap:
+                out["latency_sampled"] = self.cap
         return out
 
 

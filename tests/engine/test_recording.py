@@ -84,3 +84,23 @@ def test_rotation_by_rows_and_by_minutes() -> None:
     assert minutes.take(arrivals, rows_in_file=0, file_started_ns=None) == 3
     assert minutes.take(arrivals[3:], rows_in_file=3, file_started_ns=0) == 0
     assert minutes.take(arrivals[3:], rows_in_file=0, file_started_ns=None) == 2
+
+
+def test_stats_memory_is_bounded_and_min_max_negatives_stay_exact() -> None:
+    rng = np.random.default_rng(3)
+    stats = FileStats(cap=1000)
+    everything = []
+    for _ in range(50):
+        lat = rng.integers(-10_000, 10_000_000, 997)
+        everything.append(lat)
+        t = table([(0, "T", T0, T0 + int(x), NAN, 1.0, 2.0, NAN, NAN) for x in lat])
+        stats.add(t, lat)
+    every = np.concatenate(everything)
+    s = stats.summary()
+    assert len(stats.sample) == 1000 and s["rows"] == len(every) and s["latency_sampled"] == 1000
+    assert s["latency_ms_min"] == latency_text(int(every.min()))
+    assert s["latency_ms_max"] == latency_text(int(every.max()))
+    assert s["negative_latency"] == int((every < 0).sum())
+    assert set(stats.sample.tolist()) <= set(every.tolist())
+    p50 = float(str(s["latency_ms_p50"])) * 1e6
+    assert abs(p50 - np.median(every)) < 0.1 * (every.max() - every.min())  # a fair sample
