@@ -205,3 +205,22 @@ def test_from_the_ring_a_new_stream_starts_a_new_file(tmp_path: Path, ring_name:
         with open(path, newline="") as f:
             indexes = [int(r["index"]) for r in csv.DictReader(f)]
         assert indexes == list(range(len(indexes))), path.name
+
+
+def test_rotation_by_minutes_of_arrival(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    with QuoteServer() as server:
+        rec = record(server.url, out, "--rotate-minutes", "0.01")  # 0.6 s a file
+        with cleanup(rec):
+            wait_until(lambda: len(list(out.glob("quotes-*.csv"))) >= 3, "three files")
+            server.pause()
+            sent = len(server.sent)
+            wait_until(lambda: count_rows(out) == sent, "every quote sent recorded")
+            rec.signal(signal.SIGTERM)
+            assert rec.wait() == 0, rec.stderr()
+    rows = rows_of(out)
+    assert [(r["ticker"], r["timestamp"]) for r in rows] == [
+        (t, _stamp(ns)) for t, ns in server.sent]  # fmt: skip
+    # Quotes come every ~3 ms: 0.6 s of arrivals is about 200 frames a file, never all of them.
+    sizes = [count_rows_in(p) for p in sorted(out.glob("quotes-*.csv"))]
+    assert len(sizes) >= 3 and all(0 < n < sent for n in sizes)
