@@ -1,6 +1,7 @@
 """``make demo``: replay the bundled sample through the engine and a processor, then a short
 live phase from ``engine.feed`` with a switch to historical and back, then the venue: simulated
-traders on its Wood port, its top of book replayed live into a processor.
+traders on its Wood port, its top of book replayed live into a processor and recorded
+(``engine.record --ring``) into a CSV of the historical layout.
 
 Everything goes to ``demo-out/`` (recreated each run).
 """
@@ -102,9 +103,13 @@ def venue_phase() -> None:
     processor = start("processor", ["--ring", ring, "--format", "extended", "--mid-log", str(mid),
                                     "--error-log", str(out / "errors.log"), "--exit-at-end"],
                       out / "processor.stderr")  # fmt: skip
+    recording = out / "recording"
+    recorder = start("engine.record", ["--ring", ring, "--name", "record", "--out",
+                                       str(recording), "--exit-at-end"],
+                     out / "record.stderr")  # fmt: skip
     engine = start("engine", ["--mode", "live", "--live-url", f"ws://127.0.0.1:{http}/ws/quotes",
                               "--ring", ring, "--state-dir", str(state),
-                              "--wait-for-consumers", "1"], out / "engine.stderr")  # fmt: skip
+                              "--wait-for-consumers", "2"], out / "engine.stderr")  # fmt: skip
     traders = start("exchange.load", ["--url", f"http://127.0.0.1:{http}",
                                       "--private", f"127.0.0.1:{private}", "--protocol", "wood",
                                       "--connections", "4", "--rate", "200", "--duration", "6"],
@@ -125,12 +130,19 @@ def venue_phase() -> None:
         engine.send_signal(signal.SIGTERM)
         wait(engine, "engine", 30)
         wait(processor, "processor", 30)
+        wait(recorder, "recorder", 30)
     finally:
-        for p in (traders, engine, processor, venue):
+        for p in (traders, engine, processor, recorder, venue):
             if p.poll() is None:
                 p.terminate()
                 p.wait(30)
     print(f"  {mid.relative_to(ROOT)}: {count_lines(mid)} mid prices of the venue's book")
+    recorded = [ln for ln in (out / "record.stderr").read_text().splitlines()
+                if " record recorded " in ln]  # fmt: skip
+    if recorded:
+        line = recorded[-1]
+        print(f"  engine.record (a consumer of the ring) wrote the live quotes in the historical "
+              f"layout, replayable with --mode historical:\n    {line[line.index('file='):]}")
     stopped = [ln for ln in (out / "venue.stderr").read_text().splitlines() if " stopped " in ln]
     if stopped:
         print("   venue", stopped[-1][stopped[-1].index("stopped") :])
