@@ -239,13 +239,13 @@ HEARTBEATING = [n for n in NAMES if "heartbeat" in load_fixture(n)]
 @pytest.mark.parametrize("name", HEARTBEATING)
 def test_heartbeats_keep_the_connection_past_the_venues_deadline(name: str) -> None:
     fx = load_fixture(name)
-    deadline = 0.6
+    deadline = 1.0  # heartbeats 5 times as often: a loaded machine keeps a wide margin
     with FakeVenue(fx, heartbeat_deadline=deadline) as venue, live(
-        fx, venue.url, heartbeat=deadline / 4
+        fx, venue.url, heartbeat=deadline / 5
     ) as source:
         collect(source, len(fx["quotes"]), f"{name}: every quote")
-        # Four deadlines' worth of heartbeats on the one connection: it was never closed.
-        wait_until(lambda: venue.heartbeats[1] >= 16, f"{name}: 16 heartbeats answered")
+        # Three deadlines' worth of heartbeats on the one connection: it was never closed.
+        wait_until(lambda: venue.heartbeats[1] >= 15, f"{name}: 15 heartbeats answered")
         assert venue.deadline_closes == 0 and venue.connections == 1
         assert source.stats["venue_heartbeats"] >= 12  # the answers were read as heartbeats
 
