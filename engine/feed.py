@@ -50,6 +50,7 @@ from common.log import get_logger
 from common.schema import REQUIRED_COLUMNS, Mode
 from engine.historical import load_historical
 from engine.pacing import parse_speed
+from engine.venues import EMULATED, Emulation
 from engine.wsserver import WsServer
 
 log = get_logger("feed")
@@ -271,10 +272,13 @@ class Feed:
     """The shared playback and the set of connected clients."""
 
     def __init__(
-        self, table: pa.Table, *, speed: float | None, loop: bool, frame: FrameMode
-    ) -> None:
-        """``speed`` None means as fast as the clients take the frames."""
+        self, table: pa.Table, *, speed: float | None, loop: bool, frame: FrameMode,
+        emulation: Emulation | None = None,
+    ) -> None:  # fmt: skip
+        """``speed`` None means as fast as the clients take the frames; ``emulation``: speak
+        a venue's protocol instead of ours (``engine.venues``)."""
         self.table = table
+        self.emulation = emulation
         self.speed = speed
         self.loop = loop
         self.frame: FrameMode = frame
@@ -295,7 +299,14 @@ class Feed:
         log.info("client connected", peer=peer, clients=len(self.clients))
         self.first_client.set()
         try:
-            await ws.wait_closed()
+            if self.emulation is None:
+                await ws.wait_closed()
+            else:  # a venue answers subscriptions and heartbeats
+                with contextlib.suppress(ConnectionClosed):
+                    async for message in ws:
+                        for text in self.emulation.answer(message):
+                            if client.fits(len(text)):
+                                client.put(text.encode())
         finally:
             self.clients.pop(ws, None)
             client.task.cancel()
@@ -376,7 +387,10 @@ class Feed:
             self.passes += 1
             t0_wall, t0_data = time.monotonic(), int(ts_all[0]) if n else 0
             for start, end in blocks(ts_all):
-                for t, frame in encode_frames(self.table.slice(start, end - start), self.frame):
+                part = self.table.slice(start, end - start)
+                frames = (encode_frames(part, self.frame) if self.emulation is None
+                          else self.emulation.encode(part))  # fmt: skip
+                for t, frame in frames:
                     if self.speed is not None:
                         delay = t0_wall + (t - t0_data) / 1e9 / self.speed - time.monotonic()
                         if delay > 0:
@@ -504,6 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", choices=("array", "object"), default="array",
                    help="quotes with the same timestamp as one JSON array frame, or one object "
                         "per frame (default: array)")
+    p.add_argument("--as", dest="as_venue", choices=EMULATED, metavar="FORMAT",
+                   help="speak a venue's protocol instead of ours, one message a quote ("
+                        + ", ".join(EMULATED) + "): try python -m engine --live-format FORMAT "
+                        "without a network")  # fmt: skip
     return p
 
 
@@ -537,7 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = _csv_path(args.csv)
         if not path.is_file():
             raise UsageError(f"--csv: no such file {str(path)!r}")
-        feed = Feed(load_table(path), speed=args.speed, loop=args.loop, frame=args.frame)
+        emulation = Emulation(args.as_venue) if args.as_venue else None
+        feed = Feed(load_table(path), speed=args.speed, loop=args.loop, frame=args.frame,
+                    emulation=emulation)  # fmt: skip
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(serve_feed(feed, args.host, args.port))
 

@@ -3,7 +3,9 @@
 Each adapter is a sans-I/O protocol object (``engine.venues._base.Adapter``): the messages to
 send on connect (subscriptions) and as heartbeats, and a frame in → quotes, rejects, replies
 and notes out. ``engine.live`` does the socket work around whichever one ``--live-format``
-names. One module per venue, each citing the documentation page its messages follow:
+names. One module per venue, each citing the documentation page its messages follow; and
+their server side (``_emulate``: :class:`Emulation`), which ``python -m engine.feed --as
+FORMAT`` speaks so that every format can be tried without a network:
 
 ========================  ==========================================================
 ``ours`` (default)        contract section 1 (``engine.feed``, the venue's ``/ws/quotes``)
@@ -27,6 +29,7 @@ from engine.venues._base import Adapter, Decoded, Note, Row, split_pair
 from engine.venues._binance import Binance
 from engine.venues._bybit import Bybit
 from engine.venues._coinbase import Coinbase
+from engine.venues._emulate import EMULATED, Emulation
 from engine.venues._kraken import Kraken
 from engine.venues._okx import Okx, OkxTickers
 from engine.venues._ours import Ours
@@ -48,4 +51,7 @@ def make_adapter(format: str, instruments: Sequence[str] = (), **options: Any) -
     return cls(instruments, **options)
 
 
-__all__ = ["FORMATS", "Adapter", "Decoded", "Note", "Row", "make_adapter", "split_pair"]
+__all__ = [
+    "EMULATED", "FORMATS", "Adapter", "Decoded", "Emulation", "Note", "Row", "make_adapter",
+    "split_pair",
+]  # fmt: skip

@@ -262,7 +262,9 @@ def test_the_public_names_are_the_documented_ones() -> None:
     import engine.venues as venues
 
     assert sorted(venues.__all__) == sorted(["FORMATS", "Adapter", "Decoded", "Note", "Row",
+                                             "EMULATED", "Emulation",
                                              "make_adapter", "split_pair"])  # fmt: skip
     assert all(hasattr(venues, name) for name in venues.__all__)
     assert all(cls.__module__.startswith("engine.venues._") for cls in FORMATS.values())
+    assert sorted(venues.EMULATED) == sorted(f for f in FORMATS if f != "ours")
     assert all(cls.docs and cls.venue.isupper() for cls in FORMATS.values() if cls.venue)
