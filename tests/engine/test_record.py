@@ -38,6 +38,17 @@ def count_rows(folder: Path, prefix: str = "quotes") -> int:
     return sum(max(p.read_bytes().count(b"\n") - 1, 0) for p in folder.glob(f"{prefix}-*.csv"))
 
 
+def stop_when_all_recorded(server: QuoteServer, rec: Proc, out: Path) -> int:
+    """Pause the server, wait until the recorder has every quote sent, SIGTERM it (exit 0);
+    how many quotes were sent."""
+    server.pause()
+    sent = len(server.sent)
+    wait_until(lambda: count_rows(out) == sent, "every quote sent recorded")
+    rec.signal(signal.SIGTERM)
+    assert rec.wait() == 0, rec.stderr()
+    return sent
+
+
 def record(url: str, out: Path, *extra: str) -> Proc:
     return Proc("engine.record", ["--live-url", url, "--out", str(out), *extra])
 
@@ -50,11 +61,7 @@ def test_what_arrives_is_recorded_in_order_with_its_latency_and_a_stop_keeps_it(
         rec = record(server.url, out, "--rotate-rows", "40")
         with cleanup(rec):
             wait_until(lambda: count_rows(out) >= 100, "100 rows recorded")
-            server.pause()
-            sent = len(server.sent)
-            wait_until(lambda: count_rows(out) == sent, "every quote sent recorded")
-            rec.signal(signal.SIGTERM)
-            assert rec.wait() == 0, rec.stderr()
+            sent = stop_when_all_recorded(server, rec, out)
     rows = rows_of(out)
     files = sorted(out.glob("quotes-*.csv"))
     assert [count_rows_in(p) for p in files[:-1]] == [40] * (len(files) - 1)
@@ -213,11 +220,7 @@ def test_rotation_by_minutes_of_arrival(tmp_path: Path) -> None:
         rec = record(server.url, out, "--rotate-minutes", "0.01")  # 0.6 s a file
         with cleanup(rec):
             wait_until(lambda: len(list(out.glob("quotes-*.csv"))) >= 3, "three files")
-            server.pause()
-            sent = len(server.sent)
-            wait_until(lambda: count_rows(out) == sent, "every quote sent recorded")
-            rec.signal(signal.SIGTERM)
-            assert rec.wait() == 0, rec.stderr()
+            sent = stop_when_all_recorded(server, rec, out)
     rows = rows_of(out)
     assert [(r["ticker"], r["timestamp"]) for r in rows] == [
         (t, _stamp(ns)) for t, ns in server.sent]  # fmt: skip
