@@ -3,7 +3,8 @@
 Follows "WebSocket Streams", Individual Symbol Book Ticker Streams, of the spot API
 (developers.binance.com/docs/binance-spot-api-docs/web-socket-streams) and "Individual Symbol
 Book Ticker Streams" of USD-M futures (developers.binance.com/docs/derivatives/
-usds-margined-futures/websocket-market-streams), as read on 2026-11-28.
+usds-margined-futures/websocket-market-streams), checked on 2026-11-28 against client libraries
+quoting them.
 
 - Sends, when instruments are given: ``{"method": "SUBSCRIBE", "params":
   ["btcusdt@bookTicker", ...], "id": N}`` (200 streams a message). Without instruments the URL

@@ -1,7 +1,7 @@
 """Coinbase Advanced Trade market data, channel ``ticker`` (and ``heartbeats``).
 
-Follows "Advanced Trade WebSocket Channels" and "WebSocket Overview"
-(docs.cdp.coinbase.com/advanced-trade/docs/ws-channels, .../ws-overview), as read on
+Follows "Advanced Trade WebSocket Channels" (docs.cdp.coinbase.com/coinbase-app/
+advanced-trade-apis/websocket/websocket-channels) and the Advanced Trade AsyncAPI, as read on
 2026-11-28.
 
 - Sends ``{"type": "subscribe", "product_ids": [...], "channel": "ticker"}`` and ``{"type":

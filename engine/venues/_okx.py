@@ -2,7 +2,9 @@
 
 Follows the OKX API v5 documentation, "WebSocket Public Channel" ("Order book channel" for
 ``bbo-tbt``, "Tickers channel"), and "Overview / WebSocket / Connect" for the heartbeat
-(www.okx.com/docs-v5/en/), as read on 2026-11-28.
+(www.okx.com/docs-v5/en/). Those pages were not reachable from the machine this was written
+on; the shapes were checked on 2026-11-28 against public code that quotes them (see the
+fixtures, ``tests/engine/venues/okx*.json``).
 
 - Sends ``{"op": "subscribe", "args": [{"channel": "bbo-tbt", "instId": "BTC-USDT"}, ...]}``
   on connect, and the text ``ping`` every 20 s (OKX drops a connection silent for 30 s); the
