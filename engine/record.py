@@ -14,7 +14,7 @@ line of the historical layout with its measured latency (``engine.recording``), 
 Crash safety: the lines of each batch are written with one ``write`` to a file opened for
 appending, so a kill -9 cannot leave half a row (the kernel completes a write it has begun
 into the page cache); files are fsynced every second, at each rotation and at the end, and the
-folder after a file is created. After a power loss a file may end in a torn row, which the
+folder after a file is created; a file appears under its name already holding its header. After a power loss a file may end in a torn row, which the
 engine's reader rejects and records like any bad row. A run never appends to an earlier
 file. SIGINT/SIGTERM: what was received is written and synced, exit 0.
 
@@ -143,19 +143,34 @@ class Recorder:
         log.info("recorded", file=str(self._path), **self._stats.summary(), **self.source_stats())
 
     def _next_file(self, started_ns: int) -> None:
+        """Open the next file. It appears under its name already holding its header (a synced
+        temporary file hard-linked into place: a link never replaces a file, so another run's
+        file of the same name bumps the number), so a kill at any point leaves no file without
+        a header; at worst a hidden ``.<name>.tmp`` holding only the header."""
         self.close()
-        while True:
-            self.files += 1
-            path = self.folder / f"{self.run_name}-{self.files:04d}.csv"
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-            try:
-                fd = os.open(path, flags, 0o644)
-                break
-            except FileExistsError:  # another run started in the same second: next number
-                continue
-        self._fd, self._path, self._rows, self._started = fd, path, 0, started_ns
+        tmp = self.folder / f".{self.run_name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                     0o644)  # fmt: skip
+        try:
+            self._fd = fd
+            self._write_all(HEADER.encode())
+            os.fsync(fd)
+            while True:
+                self.files += 1
+                path = self.folder / f"{self.run_name}-{self.files:04d}.csv"
+                try:
+                    os.link(tmp, path)
+                    break
+                except FileExistsError:  # another run started in the same second: next number
+                    continue
+        except BaseException:
+            os.close(fd)
+            self._fd = None
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._path, self._rows, self._started = path, 0, started_ns
         self._stats = FileStats()
-        self._write_all(HEADER.encode())
         dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dir_fd)

@@ -227,3 +227,16 @@ def test_rotation_by_minutes_of_arrival(tmp_path: Path) -> None:
     # Quotes come every ~3 ms: 0.6 s of arrivals is about 200 frames a file, never all of them.
     sizes = [count_rows_in(p) for p in sorted(out.glob("quotes-*.csv"))]
     assert len(sizes) >= 3 and all(0 < n < sent for n in sizes)
+
+
+def test_files_appear_with_their_header_and_leave_no_temporary_file(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    out.mkdir()
+    with QuoteServer() as server:
+        rec = record(server.url, out, "--rotate-rows", "20")
+        with cleanup(rec):
+            wait_until(lambda: len(list(out.glob("quotes-*.csv"))) >= 4, "four files")
+            for path in out.glob("quotes-*.csv"):  # never seen without its header
+                assert path.read_bytes().startswith(b",index,timestamp,"), path.name
+            stop_when_all_recorded(server, rec, out)
+    assert not list(out.glob(".*")), "no temporary file left"
