@@ -14,9 +14,10 @@ line of the historical layout with its measured latency (``engine.recording``), 
 Crash safety: the lines of each batch are written with one ``write`` to a file opened for
 appending, so a kill -9 cannot leave half a row (the kernel completes a write it has begun
 into the page cache); files are fsynced every second, at each rotation and at the end, and the
-folder after a file is created; a file appears under its name already holding its header. After a power loss a file may end in a torn row, which the
-engine's reader rejects and records like any bad row. A run never appends to an earlier
-file. SIGINT/SIGTERM: what was received is written and synced, exit 0.
+folder after a file is created; a file appears under its name already holding its header.
+After a power loss a file may end in a torn row, which the engine's reader rejects and records
+like any bad row. A run never appends to an earlier file. SIGINT/SIGTERM: what was received
+is written and synced, exit 0.
 
 With ``--ring`` it records a running engine's live records instead, as a consumer of its ring
 (named ``--name``): no second connection to the feed, the very records the processors get.
