@@ -104,6 +104,30 @@ def frame_text(data: str | bytes, max_bytes: int) -> tuple[str | None, str]:
         return None, f"frame is not valid UTF-8 (byte {exc.start})"
 
 
+def checked_text(
+    data: str | bytes, *, source: str, frame_no: int, max_bytes: int
+) -> str | Rejected:
+    """The frame as text, or the reject of a frame over ``max_bytes`` or not UTF-8."""
+    text, why = frame_text(data, max_bytes)
+    if text is not None:
+        return text
+    raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+    return Rejected(source, frame_no, why, clip_raw(raw))
+
+
+def parse_json(text: str, *, source: str, frame_no: int) -> tuple[Any, Rejected | None]:
+    """The frame's JSON document, or the reject of a frame that is not JSON (which includes
+    ``NaN`` and ``Infinity``, not JSON tokens) or is nested too deeply. Every live format
+    reads its frames through this (``engine.venues``)."""
+    try:
+        return _decode(text), None
+    except RecursionError:
+        return None, Rejected(source, frame_no, "frame is nested too deeply", clip_raw(text))
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge integers
+        reason = f"frame is not valid JSON ({exc})"
+        return None, Rejected(source, frame_no, reason, clip_raw(text))
+
+
 def parse_frame(
     data: str | bytes,
     *,
@@ -128,17 +152,12 @@ def parse_rows(
 ) -> tuple[list[tuple], list[Rejected]]:
     """:func:`parse_frame`'s work without the table: the frame's quotes as rows
     ``(ticker, ns, bid, ask, bid_amount, ask_amount)``, and its rejected objects."""
-    text, why = frame_text(data, max_bytes)
-    if text is None:
-        raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
-        return [], [Rejected(source, frame_no, why, clip_raw(raw))]
-    try:
-        doc = _decode(text)
-    except RecursionError:
-        return [], [Rejected(source, frame_no, "frame is nested too deeply", clip_raw(text))]
-    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge integers
-        reason = f"frame is not valid JSON ({exc})"
-        return [], [Rejected(source, frame_no, reason, clip_raw(text))]
+    text = checked_text(data, source=source, frame_no=frame_no, max_bytes=max_bytes)
+    if isinstance(text, Rejected):
+        return [], [text]
+    doc, bad = parse_json(text, source=source, frame_no=frame_no)
+    if bad is not None:
+        return [], [bad]
     if type(doc) is dict:
         items: list[Any] = [doc]
     elif type(doc) is list:

@@ -25,7 +25,6 @@ What an adapter guarantees, for every venue:
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
@@ -33,8 +32,8 @@ from typing import Any, ClassVar, NamedTuple
 import pyarrow as pa
 
 from common.schema import MAX_TICKER_BYTES
-from engine.live_parse import frame_text, json_type, number, quotes_table, raw_text
-from engine.rejects import Rejected, clip_raw
+from engine.live_parse import checked_text, json_type, number, parse_json, quotes_table, raw_text
+from engine.rejects import Rejected
 from engine.timestamps import parse_timestamp
 
 #: One quote: ticker, timestamp (ns), bid, ask, bid amount, ask amount.
@@ -132,19 +131,16 @@ class Adapter:
         """One frame received at ``received_ns`` (wall clock, ns) as frame ``frame_no``."""
         self._rows, self._rejected, self._replies, self._notes = [], [], [], []
         self._frame_no, self._received_ns = frame_no, received_ns
-        text, why = frame_text(data, self.max_bytes)
-        if text is None:
-            raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
-            self._rejected.append(Rejected(self.source, frame_no, why, clip_raw(raw)))
+        source = self.source
+        text = checked_text(data, source=source, frame_no=frame_no, max_bytes=self.max_bytes)
+        if isinstance(text, Rejected):
+            self._rejected.append(text)
         elif not self._plain(text):
-            try:
-                doc = json.loads(text)
-            except RecursionError:
-                self._reject_frame("frame is nested too deeply", text)
-            except ValueError as exc:
-                self._reject_frame(f"frame is not valid JSON ({exc})", text)
-            else:
+            doc, bad = parse_json(text, source=source, frame_no=frame_no)
+            if bad is None:
                 self._message(doc)
+            else:
+                self._rejected.append(bad)
         rows = self._rows
         self.counts["quotes"] += len(rows)
         return Decoded(rows, frame_no, received_ns, None, self._rejected, self._replies,
@@ -217,9 +213,6 @@ class Adapter:
 
     def _reject(self, reason: str, item: Any) -> None:
         self._rejected.append(Rejected(self.source, self._frame_no, reason, raw_text(item)))
-
-    def _reject_frame(self, reason: str, text: str) -> None:
-        self._rejected.append(Rejected(self.source, self._frame_no, reason, clip_raw(text)))
 
     def _control(self, what: str, message: str = "", **fields: Any) -> None:
         """A subscription acknowledgement, notice or status: counted; noted when ``message``."""

@@ -115,10 +115,13 @@ def test_a_frame_that_is_not_json_or_not_a_message_is_rejected_and_the_next_one_
     fx = load_fixture(name)
     adapter = make_adapter(fx["format"], fx["instruments"], url="ws://venue" + fx["path"])
     adapter.connected()
-    bad = [adapter.decode(t, i, RECEIVED_NS) for i, t in enumerate(["{not json", "[1, 2]"], 1)]
+    frames = ["{not json", "[1, 2]", '{"s": "BTCUSDT", "b": NaN, "a": Infinity}']
+    bad = [adapter.decode(t, i, RECEIVED_NS) for i, t in enumerate(frames, 1)]
     assert [r.reason.split(" (")[0] for d in bad for r in d.rejected] == [
-        "frame is not valid JSON", f"frame is not a {adapter.venue} message"]  # fmt: skip
-    assert [r.line for d in bad for r in d.rejected] == [1, 2]
+        "frame is not valid JSON", f"frame is not a {adapter.venue} message",
+        "frame is not valid JSON"]  # fmt: skip
+    assert [r.line for d in bad for r in d.rejected] == [1, 2, 3]
+    assert not any(d.rows for d in bad)
     too_big = make_adapter(fx["format"], fx["instruments"], max_bytes=10).decode("x" * 11, 3, 0)
     assert too_big.rejected[0].reason == "frame is larger than 10 bytes (11 bytes)"
 
