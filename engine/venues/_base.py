@@ -167,11 +167,11 @@ class Adapter:
 
         ``ns`` is the exchange's time in ns, or the reason it is not usable; ``None`` for a
         price means that side of the book is empty; amounts may be None (unknown: NaN)."""
-        ticker = self._tickers.get(symbol, "")
+        ticker = self._tickers.get(symbol, "") if type(symbol) is str else None
         if ticker == "":
             ticker = self._tickers[symbol] = self._make_ticker(symbol)
         if ticker is None:
-            self._reject(f"instrument name is not usable ({symbol[:80]!r})", item)
+            self._reject(f"instrument name is not usable ({raw_text(symbol)[:80]})", item)
             return
         if type(ns) is str:
             self._reject(ns, item)
@@ -197,7 +197,7 @@ class Adapter:
 
     def _make_ticker(self, symbol: str) -> str | None:
         """``<instrument>@<VENUE>`` for a venue symbol, None when it cannot be a ticker."""
-        if type(symbol) is not str or not symbol or not symbol.isprintable():
+        if not symbol or not symbol.isprintable():
             return None
         ticker = f"{self.instrument_name(symbol)}@{self.venue}"
         return ticker if len(ticker.encode("utf-8", "replace")) <= MAX_TICKER_BYTES else None
@@ -255,12 +255,24 @@ class Adapter:
         self._reject(f"frame is not a {self.venue} message ({json_type(doc)})", doc)
 
 
+#: The latest time a record can hold: int64 nanoseconds (a larger one could not be published).
+MAX_NS = (1 << 63) - 1
+
+
 def ms_ns(value: Any, field: str) -> int | str:
-    """Milliseconds since the epoch (a JSON integer or a digit string) as ns, or the reason."""
+    """Milliseconds since the epoch (a JSON integer or a digit string) as ns, or the reason.
+
+    >>> ms_ns("1764288000120", "ts"), ms_ns(10**17, "T")
+    (1764288000120000000, 'T is out of range (100000000000000000)')
+    """
+    ms = None
     if type(value) is int and value >= 0:
-        return value * 1_000_000
-    if type(value) is str and value.isdigit() and value.isascii():
-        return int(value) * 1_000_000
+        ms = value
+    elif type(value) is str and value.isdigit() and value.isascii():
+        ms = int(value)
+    if ms is not None:
+        ns = ms * 1_000_000
+        return ns if ns <= MAX_NS else f"{field} is out of range ({raw_text(value)[:80]})"
     if value is None:
         return f"missing field {field!r}"
     return f"{field} is not a time in milliseconds ({raw_text(value)[:80]})"

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from engine.cli import LIVE_FORMATS
-from engine.live import LiveSource
+from engine.live import Batcher, LiveSource
 from engine.timestamps import parse_timestamp
 from engine.venues import FORMATS, Decoded, make_adapter, split_pair
 from tests.support import wait_until
@@ -271,3 +271,27 @@ def test_the_public_names_are_the_documented_ones() -> None:
     assert all(cls.__module__.startswith("engine.venues._") for cls in FORMATS.values())
     assert sorted(venues.EMULATED) == sorted(f for f in FORMATS if f != "ours")
     assert all(cls.docs and cls.venue.isupper() for cls in FORMATS.values() if cls.venue)
+
+
+def test_malformed_instruments_and_times_are_rejected_not_raised() -> None:
+    okx = make_adapter("okx", ["BTC-USDT"])
+    no_inst = okx.decode(json.dumps({"arg": {"channel": "bbo-tbt"}, "data": [
+        {"asks": [["1", "1"]], "bids": [["1", "1"]], "ts": "1"}]}), 1, 0)
+    assert [r.reason for r in no_inst.rejected] == ["instrument name is not usable (null)"]
+    kraken = make_adapter("kraken", ["BTC/USD"])
+    listed = kraken.decode(json.dumps({"channel": "ticker", "data": [
+        {"symbol": ["A"], "bid": 1, "ask": 2, "timestamp": "2025-01-01T00:00:00Z"}]}), 2, 0)
+    assert [r.reason for r in listed.rejected] == ['instrument name is not usable (["A"])']
+    # A time past int64 nanoseconds would make the batch's table fail and hold everything
+    # behind it: rejected here instead, and the quotes around it still go out.
+    frame = {"arg": {"channel": "bbo-tbt", "instId": "A"}, "data": [
+        {"asks": [["2", "1"]], "bids": [["1", "1"]], "ts": "99999999999999999999"},
+        {"asks": [["2", "1"]], "bids": [["1", "1"]], "ts": "1764288000120"}]}
+    d = okx.decode(json.dumps(frame), 3, 0)
+    assert [r.reason for r in d.rejected] == ["ts is out of range (\"99999999999999999999\")"]
+    batcher = Batcher()
+    batcher.add_rows(d.rows, 3, 0, d.rejected, 0.0)
+    assert batcher.flush(0.0, force=True)
+    table, rejected = batcher.take() or (None, [])
+    assert table is not None and table.column("timestamp").to_pylist() == [1764288000120000000]
+    assert [r.reason for r in rejected] == [r.reason for r in d.rejected]
