@@ -152,8 +152,7 @@ def measure(fmt: str, frames: list[bytes], names: list[str]) -> float:
             full = batcher.add(table, rejected, 0.0)
         else:
             d = decode(data, i, i)
-            full = (batcher.add_rows(d.rows, i, i, d.rejected, 0.0) if d.rows
-                    else batcher.add(d.ready, d.rejected, 0.0))  # fmt: skip
+            full = batcher.add_rows(d.rows, i, i, d.rejected, 0.0)
         if full:
             batcher.flush(0.0)
     batcher.flush(0.0, force=True)

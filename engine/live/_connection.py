@@ -39,7 +39,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -235,13 +234,10 @@ class Connection:
             except Exception as exc:  # adapters are total; this is belt and braces
                 text = bytes(data[:200]).decode("utf-8", "replace")
                 reason = f"frame could not be parsed ({exc!r})"
-                d = Decoded([], self.frame_no, received_ns, None,
+                d = Decoded([], self.frame_no, received_ns,
                             [Rejected(source, self.frame_no, reason, text)], [], [])  # fmt: skip
             # The quotes first: nothing below can lose them.
-            if d.rows:
-                full = self._add_rows(d.rows, received_ns, d.rejected, now)
-            else:
-                full = self._add(d.ready, d.rejected, now)
+            full = self._add(d.rows, received_ns, d.rejected, now)
             if d.notes:
                 _log_notes(d.notes, self.url)
             for text in d.replies:
@@ -249,20 +245,11 @@ class Connection:
             if full:
                 await self.handoff.hand_over()
 
-    def _add(self, table: pa.Table | None, rejected: list[Rejected], now: float) -> bool:
-        """Count and batch a frame's results; True when the batch is full (hand it over)."""
-        if not self.batcher.size and self._started is not None:
-            self._started.set()
-        if table is not None:
-            self.stats["records"] += table.num_rows
-        if rejected:
-            self.stats["rejected"] += len(rejected)
-        return self.batcher.add(table, rejected, now)
-
-    def _add_rows(
+    def _add(
         self, rows: list[tuple], received_ns: int, rejected: list[Rejected], now: float
     ) -> bool:
-        """As :meth:`_add`, for a venue adapter's rows (one table per batch)."""
+        """Count and batch the current frame's quotes (rows: one table per batch) and rejects;
+        True when the batch is full (hand it over)."""
         if not self.batcher.size and self._started is not None:
             self._started.set()
         self.stats["records"] += len(rows)
@@ -279,7 +266,8 @@ class Connection:
             reason = (
                 f"frame is larger than {self.settings.max_frame} bytes (refused by the websocket)"
             )
-            self._add(None, [Rejected(self.url, self.frame_no, reason, "")], time.monotonic())
+            rejected = [Rejected(self.url, self.frame_no, reason, "")]
+            self._add([], time.time_ns(), rejected, time.monotonic())
             limit = self.settings.max_frame
             log.warning("oversized frame", url=self.url, frame=self.frame_no, limit=limit)
             return f"frame larger than {limit} bytes (close 1009)"

@@ -50,15 +50,13 @@ class Note(NamedTuple):
 
 
 class Decoded(NamedTuple):
-    """What one frame gave: its quotes as ``rows`` (the venue adapters) or as a ready ``table``
-    (our own format, parsed by ``parse_frame``), the rejected items, texts to send back (in
+    """What one frame gave: its quotes as ``rows``, the rejected items, texts to send back (in
     order) and notes to log. Rows are made into a table once per batch, not once per frame
     (``engine.live._batcher``): a table per frame costs more than decoding the frame."""
 
     rows: list[Row]
     frame_no: int
     received_ns: int
-    ready: pa.Table | None
     rejected: list[Rejected]
     replies: list[str]
     notes: list[Note]
@@ -66,9 +64,7 @@ class Decoded(NamedTuple):
     @property
     def table(self) -> pa.Table | None:
         """The frame's quotes as a ``TABLE_SCHEMA`` table, or None when there are none."""
-        if self.rows:
-            return quotes_table(self.rows, self.frame_no, self.received_ns)
-        return self.ready
+        return quotes_table(self.rows, self.frame_no, self.received_ns) if self.rows else None
 
 
 class Adapter:
@@ -143,8 +139,7 @@ class Adapter:
                 self._rejected.append(bad)
         rows = self._rows
         self.counts["quotes"] += len(rows)
-        return Decoded(rows, frame_no, received_ns, None, self._rejected, self._replies,
-                       self._notes)  # fmt: skip
+        return Decoded(rows, frame_no, received_ns, self._rejected, self._replies, self._notes)
 
     # --- what a venue module writes ----------------------------------------------------------
 

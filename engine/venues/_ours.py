@@ -21,4 +21,4 @@ class Ours(Adapter):
         rows, rejected = parse_rows(data, source=self.source, frame_no=frame_no,
                                     max_bytes=self.max_bytes)  # fmt: skip
         self.counts["quotes"] += len(rows)
-        return Decoded(rows, frame_no, received_ns, None, rejected, [], [])
+        return Decoded(rows, frame_no, received_ns, rejected, [], [])
