@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from common.schema import REQUIRED_COLUMNS, Mode
-from engine.csvread import InputBytes, InputError
+from engine.csvread import InputBytes, reading
 from engine.historical import parse_body, read_header
 from engine.rejects import Rejected
 
@@ -90,17 +90,8 @@ def read_blocks(
 ) -> Iterator[Block]:
     """The blocks of the CSV file at ``path`` in file order. Raises ``InputError`` (before the
     first block) when the file cannot be read or its header lacks a required column."""
-    source = os.fspath(path)
-    try:
-        data = InputBytes(path=source)
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
-    try:
+    with reading(path) as (source, data):
         yield from _blocks(data, source, required, block_bytes)
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
-    finally:
-        data.close()
 
 
 def parse_blocks(

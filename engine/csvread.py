@@ -65,6 +65,23 @@ class InputBytes:
             yield pos, np.frombuffer(self.read(pos, pos + _BLOCK), np.uint8)
 
 
+@contextlib.contextmanager
+def reading(path: str | os.PathLike[str]) -> Iterator[tuple[str, InputBytes]]:
+    """The file at ``path`` as ``(source, InputBytes)``, closed at the end of the block; an
+    ``OSError`` opening or reading it becomes ``InputError("<path>: cannot read (...)")``."""
+    source = os.fspath(path)
+    try:
+        data = InputBytes(path=source)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        yield source, data
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+    finally:
+        data.close()
+
+
 def header_names(data: InputBytes) -> list[str]:
     """Lower-cased, stripped column names of the first line."""
     head = b""

@@ -28,6 +28,7 @@ from engine.csvread import (
     line_numbers,
     line_texts,
     read_table,
+    reading,
     record_lines,
     without_bare_cr,
 )
@@ -81,17 +82,8 @@ def load_historical(
 ) -> Parsed:
     """Parse the CSV file at ``path``; see ``parse_historical``. Raises ``InputError`` when the
     file cannot be read or lacks a required column."""
-    source = os.fspath(path)
-    try:
-        data = InputBytes(path=source)
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
-    try:
+    with reading(path) as (source, data):
         return _parse(data, source, required)
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
-    finally:
-        data.close()
 
 
 def parse_historical(
