@@ -100,6 +100,7 @@ class Recorder:
         self._started: int | None = None
         self._stats = FileStats()
         self._synced = time.monotonic()
+        self._dirty = False  # rows written since the last fsync
 
     def write(self, table: pa.Table, seq: np.ndarray | None = None) -> None:
         """Append the records of ``table`` (``TABLE_SCHEMA`` or the ring's columns), rotating
@@ -118,27 +119,32 @@ class Recorder:
             index = self.records if seq is None else seq[done : done + take]
             data, latency = render(part, self._rows, index)
             self._write_all(data)
+            self._dirty = True
             self._rows += take
             self.records += take
             self._stats.add(part, latency)
             done += take
-        if self.sync_due():
-            self.sync()
 
-    def sync_due(self) -> bool:
-        return time.monotonic() - self._synced >= FSYNC_EVERY
+    def sync_if_due(self) -> bool:
+        """Fsync the rows written since the last fsync once ``FSYNC_EVERY`` has passed since
+        it (called by the loops whether data came or not, so a feed gone quiet has its last rows
+        synced too); True when every row written so far is durable."""
+        if self._dirty and time.monotonic() - self._synced >= FSYNC_EVERY:
+            self.sync()
+        return not self._dirty
 
     def sync(self) -> None:
         """Make every row written so far durable."""
         if self._fd is not None:
             os.fsync(self._fd)
+        self._dirty = False
         self._synced = time.monotonic()
 
     def close(self) -> None:
         """Sync and close the current file, with its stats line."""
         if self._fd is None:
             return
-        os.fsync(self._fd)
+        self.sync()
         os.close(self._fd)
         self._fd = None
         log.info("recorded", file=str(self._path), **self._stats.summary(), **self.source_stats())
@@ -223,6 +229,7 @@ def run(args: argparse.Namespace, stop: StopFlag) -> int:
     try:
         while not stop.requested:
             _take(source.poll(0.1), recorder, rejects)
+            recorder.sync_if_due()
         source.stop()
         while True:  # what arrived before the stop
             batch = source.poll(0)
@@ -256,16 +263,21 @@ def run_ring(args: argparse.Namespace, stop: StopFlag, folder: Path, rotation: R
                         prefix=args.name)  # fmt: skip
     log.info("recording", ring=args.ring, name=args.name, out=str(folder), resume_after=watermark)
     token = None
+
+    def commit_durable() -> None:
+        """Commit the ring position read up to once every row before it is synced."""
+        nonlocal token
+        if token is not None and recorder.sync_if_due():
+            consumer.commit(token)
+            token = None
+
     try:
         while not stop.requested:
             got = consumer.read(timeout=0.1)
             if got is None:
                 if consumer.ended and args.exit_at_end:
                     break
-                if token is not None and recorder.sync_due():
-                    recorder.sync()
-                    consumer.commit(token)
-                    token = None
+                commit_durable()
                 continue
             if got.gap is not None:
                 log.error("the ring skipped records", first_missing=got.gap.first_missing,
@@ -284,10 +296,7 @@ def run_ring(args: argparse.Namespace, stop: StopFlag, folder: Path, rotation: R
                 seq = rows.column("seq").to_numpy().astype(np.int64)
                 recorder.write(pa.Table.from_batches([rows]), seq)
             token = got.token
-            if recorder.sync_due():  # commit only what is durable
-                recorder.sync()
-                consumer.commit(token)
-                token = None
+            commit_durable()
     finally:
         recorder.close()  # syncs
         if token is not None:

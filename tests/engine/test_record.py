@@ -240,3 +240,28 @@ def test_files_appear_with_their_header_and_leave_no_temporary_file(tmp_path: Pa
                 assert path.read_bytes().startswith(b",index,timestamp,"), path.name
             stop_when_all_recorded(server, rec, out)
     assert not list(out.glob(".*")), "no temporary file left"
+
+
+def test_rows_are_synced_within_the_interval_even_when_nothing_more_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+
+    from engine import record as rec_module
+    from engine.recording import Rotation
+
+    table = pa.table({"ticker": pa.array(["A@X"]).dictionary_encode(),
+                      "timestamp": pa.array([BASE_NS], pa.int64()),
+                      "arrival": pa.array([BASE_NS + 1_000_000], pa.int64()),
+                      **{c: pa.array([1.0]) for c in ("bid_price", "ask_price", "bid_amount",
+                                                       "ask_amount")}})  # fmt: skip
+    recorder = rec_module.Recorder(tmp_path, Rotation(rows=10))
+    assert recorder.sync_if_due(), "nothing written: nothing to wait for"
+    monkeypatch.setattr(rec_module, "FSYNC_EVERY", 3600.0)
+    recorder.write(table)
+    assert not recorder.sync_if_due(), "written, not yet due: not durable"
+    monkeypatch.setattr(rec_module, "FSYNC_EVERY", 0.0)
+    assert recorder.sync_if_due(), "due: synced by the call alone, no further write needed"
+    recorder.close()
+    (path,) = tmp_path.glob("quotes-*.csv")
+    assert path.read_bytes().count(b"\n") == 2
