@@ -288,6 +288,26 @@ def rfc3339_ns(value: Any, field: str) -> int | str:
     return f"{field} {ns} ({value[:80]!r})" if type(ns) is str else ns
 
 
+#: A book side with nothing on it: no price, no size.
+EMPTY_SIDE: tuple[Any, Any] = (None, None)
+
+
+def top_level(levels: Any) -> tuple[Any, Any]:
+    """The price and size of a book side's first level ``[px, sz, ...]`` (OKX, Bybit);
+    :data:`EMPTY_SIDE` for an empty side. A malformed level gives itself as the price, so that
+    the quote is rejected with its text.
+
+    >>> top_level([["91234.1", "1.25", "0", "7"]]), top_level([]), top_level(["x"])
+    (('91234.1', '1.25'), (None, None), ('x', None))
+    """
+    if type(levels) is list and levels:
+        level = levels[0]
+        if type(level) is list and len(level) >= 2:
+            return level[0], level[1]
+        return level, None
+    return EMPTY_SIDE
+
+
 #: Quote assets, for splitting a symbol such as ``BTCUSDT`` into ``BTC-USDT`` (longest first).
 QUOTE_ASSETS = sorted(
     ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "USDE", "DAI", "USD", "BTC", "ETH", "BNB",

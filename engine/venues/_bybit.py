@@ -27,11 +27,10 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.venues._base import Adapter, ms_ns, split_pair
+from engine.venues._base import EMPTY_SIDE, Adapter, ms_ns, split_pair, top_level
 
 #: Topics per subscribe message (Bybit's limit for spot).
 TOPICS_PER_MESSAGE = 10
-_EMPTY: tuple[Any, Any] = (None, None)
 
 
 class Bybit(Adapter):
@@ -91,7 +90,7 @@ class Bybit(Adapter):
         symbol = data["s"]
         book = self._books.get(symbol)
         if kind == "snapshot" or data.get("u") == 1:
-            book = self._books[symbol] = [_top(data.get("b")), _top(data.get("a"))]
+            book = self._books[symbol] = [top_level(data.get("b")), top_level(data.get("a"))]
         elif kind == "delta":
             if book is None:
                 self.counts["delta_before_snapshot"] += 1
@@ -104,7 +103,7 @@ class Bybit(Adapter):
                         return
                     if level[1] == "0" or _is_zero(level[1]):
                         if _same_price(book[i][0], level[0]):
-                            book[i] = _EMPTY
+                            book[i] = EMPTY_SIDE
                     else:
                         book[i] = (level[0], level[1])
         else:
@@ -122,15 +121,6 @@ class Bybit(Adapter):
         if dash:
             return f"{split_pair(base)}-{delivery}"
         return f"{split_pair(symbol)}-SWAP"
-
-
-def _top(levels: Any) -> tuple[Any, Any]:
-    if type(levels) is list and levels:
-        level = levels[0]
-        if type(level) is list and len(level) >= 2:
-            return level[0], level[1]
-        return level, None
-    return _EMPTY
 
 
 def _same_price(a: Any, b: Any) -> bool:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.venues._base import Adapter, ms_ns
+from engine.venues._base import Adapter, ms_ns, top_level
 
 
 class Okx(Adapter):
@@ -77,8 +77,8 @@ class Okx(Adapter):
             self._unknown(f"event={event}" if event is not None else "no type", doc)
 
     def _bbo(self, inst: Any, item: dict[str, Any]) -> None:
-        bid, bid_size = _best(item.get("bids"))
-        ask, ask_size = _best(item.get("asks"))
+        bid, bid_size = top_level(item.get("bids"))
+        ask, ask_size = top_level(item.get("asks"))
         self._quote(inst, ms_ns(item.get("ts"), "ts"), bid, ask, bid_size, ask_size, item)
 
     def _ticker(self, item: dict[str, Any]) -> None:
@@ -89,14 +89,3 @@ class Okx(Adapter):
 class OkxTickers(Okx):
     format = "okx-tickers"
     channel = "tickers"
-
-
-def _best(levels: Any) -> tuple[Any, Any]:
-    """The price and size of a book side's first level ``[px, sz, ...]``; ``(None, None)`` for
-    an empty side (a malformed side gives its text, for the reject's reason)."""
-    if type(levels) is list and levels:
-        level = levels[0]
-        if type(level) is list and len(level) >= 2:
-            return level[0], level[1]
-        return level, None
-    return None, None
