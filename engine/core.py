@@ -157,9 +157,7 @@ class Engine:
     def _handle_rejects(self, batch: SourceBatch) -> None:
         if not batch.rejected:
             return
-        for r in batch.rejected:
-            self.log.warning("rejected", source=r.source, line=r.line, reason=r.reason)
-        self.rejects.append(batch.rejected)
+        self.rejects.report(batch.rejected, self.log)
         if self.opts.strict:
             first = batch.rejected[0]
             raise StrictStop(f"{first.source}:{first.line}: {first.reason} (--strict)")

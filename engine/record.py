@@ -312,9 +312,7 @@ def _take(batch: tuple[pa.Table | None, list[Rejected]], recorder: Recorder,
     if table is not None:
         recorder.write(table)
     if rejected:
-        for r in rejected:
-            log.warning("rejected", source=r.source, frame=r.line, reason=r.reason)
-        rejects.append(rejected)
+        rejects.report(rejected, log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

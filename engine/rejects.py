@@ -9,9 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from common.cli import UsageError
+
+if TYPE_CHECKING:
+    from common.log import Logger
 
 #: File name of the reject log inside the state directory (contract section 4).
 REJECT_FILE = "rejected_rows.csv"
@@ -102,6 +105,13 @@ class RejectLog:
             raise RejectLogError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
         self.count += n
         return n
+
+    def report(self, rows: list[Rejected], log: Logger) -> None:
+        """Log each of ``rows`` as a warning (source, line, reason), then :meth:`append` them:
+        what the engine and the recorder do with the rejects their sources hand them."""
+        for r in rows:
+            log.warning("rejected", source=r.source, line=r.line, reason=r.reason)
+        self.append(rows)
 
     def close(self) -> None:
         """Close the file; a later ``append`` reopens it."""
