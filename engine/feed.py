@@ -302,11 +302,7 @@ class Feed:
             if self.emulation is None:
                 await ws.wait_closed()
             else:  # a venue answers subscriptions and heartbeats
-                with contextlib.suppress(ConnectionClosed):
-                    async for message in ws:
-                        for text in self.emulation.answer(message):
-                            if client.fits(len(text)):
-                                client.put(text.encode())
+                await self._answer(ws, client, self.emulation)
         finally:
             self.clients.pop(ws, None)
             client.task.cancel()
@@ -317,6 +313,20 @@ class Feed:
                 code=code if code is not None else "none",
                 clients=len(self.clients),
             )
+
+    async def _answer(self, ws: ServerConnection, client: Client, emulation: Emulation) -> None:
+        """Answer what the client sends as the emulated venue would, through the client's own
+        buffer (after the frames already in it); a client too far behind to take an answer is
+        dropped, as for any frame (:meth:`_drop`)."""
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                for text in emulation.answer(message):
+                    frame = text.encode()
+                    if not client.fits(len(frame)):
+                        self._drop(client)  # closes it with 1008 (or aborts)
+                        await ws.wait_closed()
+                        return
+                    client.put(frame)
 
     async def _send(self, frame: bytes) -> None:
         """Put ``frame`` in every client's buffer; drop a client it does not fit (``--speed
