@@ -103,16 +103,11 @@ class HistoricalSource:
     def poll(self, timeout: float) -> SourceBatch | None:
         if self.exhausted:
             return None
-        first = int(self._arrival[self.pos])
-        wait = self.pacer.seconds_until(first)
-        if wait > 0:
-            self._clock.sleep(min(wait, timeout))
-            if self.pacer.seconds_until(first) > 0:
-                return None
         limit = min(self.total, self.pos + self._max_batch)
-        due = max(self.pacer.due_until(), first)  # all records sharing the first's arrival
-        end = self.pos + int(np.searchsorted(self._arrival[self.pos : limit], due, side="right"))
-        late = -self.pacer.seconds_until(first) if self.pacer.speed is not None else 0.0
+        got = _due(self.pacer, self._clock, self._arrival, self.pos, limit, timeout)
+        if got is None:
+            return None
+        end, late = got
         sl = slice(self.pos, end)
         columns = {k: v.slice(self.pos, end - self.pos) if k == "ticker" else v[sl]
                    for k, v in self._cols.items()}  # fmt: skip
@@ -120,6 +115,25 @@ class HistoricalSource:
 
     def advance(self, n: int) -> None:
         self.pos += n
+
+
+def _due(
+    pacer: Pacer, clock: Clock, arrival: np.ndarray, start: int, limit: int, timeout: float
+) -> tuple[int, float] | None:
+    """The pacing step of a historical source: wait (up to ``timeout``) until the record at
+    ``start`` is due; then the end of the records due from it (before ``limit``; all those
+    sharing its arrival at least) and how late the first one is, in seconds. None when it was
+    not due within ``timeout``."""
+    first = int(arrival[start])
+    wait = pacer.seconds_until(first)
+    if wait > 0:
+        clock.sleep(min(wait, timeout))
+        if pacer.seconds_until(first) > 0:
+            return None
+    due = max(pacer.due_until(), first)  # all records sharing the first's arrival
+    end = start + int(np.searchsorted(arrival[start:limit], due, side="right"))
+    late = -pacer.seconds_until(first) if pacer.speed is not None else 0.0
+    return end, late
 
 
 class TableSource:
@@ -206,17 +220,11 @@ class StreamingHistoricalSource:
     def poll(self, timeout: float) -> SourceBatch | None:
         if self.exhausted or not self._current():
             return None
-        arrival = self._chunk["arrival"]
-        first = int(arrival[self._i])
-        wait = self.pacer.seconds_until(first)
-        if wait > 0:
-            self._clock.sleep(min(wait, timeout))
-            if self.pacer.seconds_until(first) > 0:
-                return None
         limit = min(self._n, self._i + self._max_batch)
-        due = max(self.pacer.due_until(), first)
-        end = self._i + int(np.searchsorted(arrival[self._i : limit], due, side="right"))
-        late = -self.pacer.seconds_until(first) if self.pacer.speed is not None else 0.0
+        got = _due(self.pacer, self._clock, self._chunk["arrival"], self._i, limit, timeout)
+        if got is None:
+            return None
+        end, late = got
         sl = slice(self._i, end)
         columns: dict[str, Any] = {n: self._chunk[n][sl] for n in RECORD_COLUMNS}
         columns["ticker"] = pa.DictionaryArray.from_arrays(
